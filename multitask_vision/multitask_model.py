@@ -1,0 +1,273 @@
+"""The multi-task model: the block graph, its adapters and the task losses, as an mmengine model.
+
+Config (``model=`` in an mmengine config)::
+
+    model = dict(
+        type='MultiTaskModel',
+        data_preprocessor=dict(type='MultiTaskDataPreprocessor', ...),
+        blocks=[
+            dict(name='backbone', type='ResNetBackbone', inputs=['image'], args=dict(depth=18)),
+            dict(name='neck', type='FPN', scope='mmdet', inputs=['backbone'], args=dict(...)),
+            dict(name='det_head', type='FCOSHead', inputs=['neck'], task='detection', args=...),
+            dict(name='seg_head', type='FCNHead', inputs=['backbone.layer4'],
+                 task='segmentation', args=dict(...)),
+        ],
+        losses=dict(detection=dict(weight=1.0), segmentation=dict(weight=1.0)),
+    )
+
+The whole config is validated before any block is built; every problem is reported at once.
+In ``mode='loss'`` only the heads of the tasks the batch has ground truth for run, and only the
+blocks those heads need.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from mmengine.model import BaseModel
+
+from .adapters import BlockAdapter, detect_adapter
+from .model import BlockGraph, BlockSpec, GraphConfigError, parse_block_specs
+from .registry import ADAPTERS, MODELS, find_block_type
+from .task_weighting import StaticTaskWeighting
+
+__all__ = ["MultiTaskModel", "build_adapters"]
+
+_LOSS_KEYS = {"weight"}
+
+
+def _closest(name: str, choices: Sequence[str]) -> str:
+    match = difflib.get_close_matches(name, list(choices), n=1)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def build_adapters(specs: Sequence[BlockSpec], problems: list[str]) -> dict[str, BlockAdapter]:
+    """Resolve each spec's type and adapter; problems are appended, not raised."""
+    adapters: dict[str, BlockAdapter] = {}
+    for spec in specs:
+        try:
+            block_type = find_block_type(spec.type, spec.scope)
+        except KeyError as e:
+            problems.append(f"{spec.where}: key 'type' value {spec.type!r}: {e.args[0]}")
+            continue
+        if spec.adapter is not None:
+            names = sorted(ADAPTERS.module_dict)
+            if spec.adapter not in ADAPTERS.module_dict:
+                problems.append(
+                    f"{spec.where}: key 'adapter' value {spec.adapter!r} is not a registered "
+                    f"adapter{_closest(spec.adapter, names)} (valid: {names})"
+                )
+                continue
+            adapter_cls = ADAPTERS.get(spec.adapter)
+        else:
+            adapter_cls = detect_adapter(block_type)
+        adapters[spec.name] = adapter_cls(spec, block_type.cls)
+    return adapters
+
+
+def _check_graph_semantics(
+    specs: Sequence[BlockSpec],
+    adapters: Mapping[str, BlockAdapter],
+    losses: Mapping,
+    problems: list[str],
+) -> None:
+    by_name = {s.name: s for s in specs}
+    consumers: dict[str, list[str]] = {s.name: [] for s in specs}
+    for spec in specs:
+        for ref, (src, path) in zip(spec.inputs, spec.input_refs(), strict=True):
+            if src in consumers:
+                consumers[src].append(spec.name)
+            if not path or src not in adapters:
+                continue
+            src_spec = by_name[src]
+            names = adapters[src].output_names(adapters[src].block_cls, src_spec.args)
+            if names is not None and path[0] not in names:
+                problems.append(
+                    f"{spec.where}: key 'inputs' value {ref!r}: block {src!r} "
+                    f"({src_spec.type}) has no sub-output {path[0]!r}"
+                    f"{_closest(path[0], names)}; its sub-outputs: {list(names)}"
+                )
+
+    heads_by_task: dict[str, list[str]] = {}
+    for spec in specs:
+        adapter = adapters.get(spec.name)
+        if adapter is None:  # its type did not resolve (reported): trust its task= for losses
+            if spec.task:
+                heads_by_task.setdefault(spec.task, []).append(spec.name)
+            continue
+        hint = adapter.default_task(adapter.block_cls)
+        if adapter.is_head and not spec.task:
+            problems.append(
+                f"{spec.where}: key 'task' is missing: {spec.type} is a head "
+                f"({adapter.protocol}); add task={hint or '<task name>'!r}"
+            )
+        elif spec.task and not adapter.is_head:
+            problems.append(
+                f"{spec.where}: key 'task' value {spec.task!r}: {spec.type} "
+                f"({adapter.protocol}) is not a head (it has no loss/predict); remove task= or "
+                "set adapter= to a head adapter"
+            )
+        elif not spec.task and not consumers[spec.name]:
+            problems.append(
+                f"{spec.where}: no block takes its output and it has no task; remove it or "
+                "use it as an input"
+            )
+        if spec.task and adapter.is_head:
+            heads_by_task.setdefault(spec.task, []).append(spec.name)
+
+    for task, heads in heads_by_task.items():
+        if len(heads) > 1:
+            problems.append(
+                f"task {task!r} is served by several heads {heads}; give each its own task name "
+                "(e.g. 'segmentation_voc', 'segmentation_nyu') and map datasets to it with "
+                "gt_key_tasks"
+            )
+    if not isinstance(losses, Mapping):
+        problems.append(f"model.losses must be a dict task -> dict(weight=...), got {losses!r}")
+        return
+    tasks = sorted(heads_by_task)
+    for task in tasks:
+        if task not in losses:
+            problems.append(
+                f"task {task!r} (head {heads_by_task[task][0]!r}) has no entry in model.losses; "
+                f"add losses=dict({task}=dict(weight=1.0), ...)"
+            )
+    for task, entry in losses.items():
+        if task not in heads_by_task:
+            problems.append(
+                f"model.losses key {task!r}: no head serves this task"
+                f"{_closest(task, tasks)} (tasks with heads: {tasks})"
+            )
+            continue
+        if not isinstance(entry, Mapping):
+            problems.append(
+                f"model.losses[{task!r}] must be a dict like dict(weight=1.0), got {entry!r}"
+            )
+            continue
+        unknown = sorted(set(entry) - _LOSS_KEYS)
+        if unknown:
+            problems.append(
+                f"model.losses[{task!r}]: unknown key(s) {unknown}; valid keys: "
+                f"{sorted(_LOSS_KEYS)}"
+            )
+        weight = entry.get("weight", 1.0)
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
+            problems.append(
+                f"model.losses[{task!r}]: key 'weight' value {weight!r} must be a number >= 0"
+            )
+
+
+def validate_model_config(
+    blocks: Sequence[Mapping], losses: Mapping, graph_inputs: Sequence[str] = ("image",)
+) -> tuple[list[BlockSpec], dict[str, BlockAdapter]]:
+    """Validate the whole model config without building anything.
+
+    Raises:
+        GraphConfigError: listing every problem (block index and name, key, value, valid choices).
+    """
+    specs, problems = parse_block_specs(blocks, graph_inputs)
+    adapters = build_adapters(specs, problems)
+    if specs:
+        _check_graph_semantics(specs, adapters, losses, problems)
+    if problems:
+        raise GraphConfigError(problems)
+    return specs, adapters
+
+
+@MODELS.register_module()
+class MultiTaskModel(BaseModel):
+    """A shared-backbone multi-task model built from a block graph config.
+
+    Args:
+        blocks: the block configs (see :func:`multitask_vision.model.parse_block_specs`).
+        losses: task -> ``dict(weight=w)``; every head's task needs one.
+        data_preprocessor: a built preprocessor or its config (our ``MODELS`` registry, which
+            also reaches mmengine's); default ``MultiTaskDataPreprocessor()``.
+        graph_inputs: names of the external inputs; ``'image'`` receives the batch tensor.
+        init_cfg: mmengine ``init_cfg``.
+    """
+
+    def __init__(
+        self,
+        blocks: Sequence[Mapping],
+        losses: Mapping,
+        data_preprocessor: Mapping | torch.nn.Module | None = None,
+        graph_inputs: Sequence[str] = ("image",),
+        init_cfg: Mapping | None = None,
+    ):
+        specs, adapters = validate_model_config(blocks, losses, graph_inputs)
+        if data_preprocessor is None:
+            data_preprocessor = dict(type="MultiTaskDataPreprocessor")
+        if isinstance(data_preprocessor, Mapping):
+            import multitask_vision.data  # noqa: F401  (registers the preprocessor)
+
+            data_preprocessor = MODELS.build(dict(data_preprocessor))
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        modules = {name: adapter.build() for name, adapter in adapters.items()}
+        self.blocks = BlockGraph(specs, modules, callers=adapters, graph_inputs=graph_inputs)
+        self.adapters = adapters
+        self.input_name = graph_inputs[0]
+        self.heads = {s.task: s.name for s in specs if s.task}  # task -> head block
+        weights = {task: float(losses[task].get("weight", 1.0)) for task in self.heads}
+        self.task_weighting = StaticTaskWeighting(weights)
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.heads)
+
+    def batch_tasks(self, data_samples: Sequence[Any]) -> list[str]:
+        """The model's tasks that this (task-homogeneous) batch has ground truth for."""
+        task_sets = {tuple(sorted(s.metainfo.get("tasks", ()))) for s in data_samples}
+        if len(task_sets) > 1:
+            raise ValueError(
+                f"a batch mixes samples with different task sets {sorted(task_sets)}; batches "
+                "must be homogeneous (use the MultiTaskBatchSampler, which groups samples by "
+                "dataset and task set)"
+            )
+        (present,) = task_sets
+        return [t for t in self.heads if t in present]
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        data_samples: Sequence[Any] | None = None,
+        mode: str = "tensor",
+    ):
+        """Run the graph.
+
+        Args:
+            inputs: Tensor[B, 3, H, W], normalised and padded by the data preprocessor.
+            data_samples: MultiTaskDataSample list (ground truth and metainfo).
+            mode: ``'loss'`` -> dict of ``loss_<task>_<term>`` (only the batch's tasks);
+                ``'predict'`` -> the data samples with ``pred_*`` fields of every task;
+                ``'tensor'`` -> the raw outputs of every head, by head name.
+        """
+        graph_inputs = {self.input_name: inputs}
+        if mode == "loss":
+            tasks = self.batch_tasks(data_samples)
+            if not tasks:
+                present = sorted({t for s in data_samples for t in s.metainfo.get("tasks", ())})
+                raise ValueError(
+                    f"the batch has ground truth for tasks {present}, none of which has a head "
+                    f"(model tasks: {self.tasks}); check the dataset's gt_key_tasks"
+                )
+            outs = self.blocks(graph_inputs, [self.heads[t] for t in tasks])
+            per_task = {}
+            for task in tasks:
+                head = self.heads[task]
+                per_task[task] = self.adapters[head].loss(
+                    self.blocks[head], outs[head], data_samples
+                )
+            return self.task_weighting(per_task)
+        if mode == "predict":
+            outs = self.blocks(graph_inputs, list(self.heads.values()))
+            with torch.no_grad():
+                for head in self.heads.values():
+                    self.adapters[head].predict(self.blocks[head], outs[head], data_samples)
+            return data_samples
+        if mode == "tensor":
+            return self.blocks(graph_inputs, list(self.heads.values()))
+        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
