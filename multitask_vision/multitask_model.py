@@ -32,7 +32,7 @@ from mmengine.model import BaseModel
 from .adapters import BlockAdapter, detect_adapter
 from .model import BlockGraph, BlockSpec, GraphConfigError, parse_block_specs
 from .registry import ADAPTERS, MODELS, find_block_type
-from .task_weighting import StaticTaskWeighting
+from .task_weighting import build_task_weighting, task_weighting_types
 
 __all__ = ["MultiTaskModel", "build_adapters"]
 
@@ -161,7 +161,10 @@ def _check_graph_semantics(
 
 
 def validate_model_config(
-    blocks: Sequence[Mapping], losses: Mapping, graph_inputs: Sequence[str] = ("image",)
+    blocks: Sequence[Mapping],
+    losses: Mapping,
+    graph_inputs: Sequence[str] = ("image",),
+    task_weighting: Mapping | None = None,
 ) -> tuple[list[BlockSpec], dict[str, BlockAdapter]]:
     """Validate the whole model config without building anything.
 
@@ -172,6 +175,13 @@ def validate_model_config(
     adapters = build_adapters(specs, problems)
     if specs:
         _check_graph_semantics(specs, adapters, losses, problems)
+    if task_weighting is not None:
+        kind = task_weighting.get("type") if isinstance(task_weighting, Mapping) else None
+        if kind not in task_weighting_types():
+            problems.append(
+                f"model.task_weighting type {kind!r} is not a task weighting"
+                f"{_closest(str(kind), task_weighting_types())} (valid: {task_weighting_types()})"
+            )
     if problems:
         raise GraphConfigError(problems)
     return specs, adapters
@@ -187,6 +197,8 @@ class MultiTaskModel(BaseModel):
         data_preprocessor: a built preprocessor or its config (our ``MODELS`` registry, which
             also reaches mmengine's); default ``MultiTaskDataPreprocessor()``.
         graph_inputs: names of the external inputs; ``'image'`` receives the batch tensor.
+        task_weighting: how task losses combine, e.g. ``dict(type='UncertaintyWeighting')`` or
+            ``dict(type='DynamicWeightAverage', temperature=2.0, window=100)``; default static.
         init_cfg: mmengine ``init_cfg``.
     """
 
@@ -196,9 +208,10 @@ class MultiTaskModel(BaseModel):
         losses: Mapping,
         data_preprocessor: Mapping | torch.nn.Module | None = None,
         graph_inputs: Sequence[str] = ("image",),
+        task_weighting: Mapping | None = None,
         init_cfg: Mapping | None = None,
     ):
-        specs, adapters = validate_model_config(blocks, losses, graph_inputs)
+        specs, adapters = validate_model_config(blocks, losses, graph_inputs, task_weighting)
         if data_preprocessor is None:
             data_preprocessor = dict(type="MultiTaskDataPreprocessor")
         if isinstance(data_preprocessor, Mapping):
@@ -212,7 +225,7 @@ class MultiTaskModel(BaseModel):
         self.input_name = graph_inputs[0]
         self.heads = {s.task: s.name for s in specs if s.task}  # task -> head block
         weights = {task: float(losses[task].get("weight", 1.0)) for task in self.heads}
-        self.task_weighting = StaticTaskWeighting(weights)
+        self.task_weighting = build_task_weighting(task_weighting, weights)
 
     @property
     def tasks(self) -> list[str]:

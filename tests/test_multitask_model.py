@@ -99,7 +99,9 @@ def test_state_dict_keys_are_block_names(model):
 def test_fcos_loss_parity_with_mmdet(model, image):
     samples = _samples({"detection"})
     losses = model(image, samples, mode="loss")
-    assert set(losses) == {"loss_detection_cls", "loss_detection_bbox", "loss_detection_centerness"}
+    assert set(losses) == {
+        "loss_detection_cls", "loss_detection_bbox", "loss_detection_centerness", "weight_detection"
+    }  # fmt: skip
 
     head = model.blocks["det_head"]
     feats = model.blocks["neck"](tuple(model.blocks["backbone"](image).values()))
@@ -183,9 +185,10 @@ def test_depth_only_batch_runs_only_what_depth_needs(image):
             lambda mod, inp, out, name=name: calls.__setitem__(name, calls[name] + 1)
         )
     losses = model(image, _samples({"depth"}), mode="loss")
-    assert set(losses) == {"loss_depth_silog"}
+    assert set(losses) == {"loss_depth_silog", "weight_depth"}
+    assert float(losses["weight_depth"]) == 2.0
     assert calls == {"backbone": 1, "neck": 0, "det_head": 0, "seg_head": 0, "depth_head": 1}
-    sum(losses.values()).backward()
+    losses["loss_depth_silog"].backward()
     for name in ("neck", "det_head", "seg_head"):
         assert all(p.grad is None for p in model.blocks[name].parameters()), name
     assert all(p.grad is not None for p in model.blocks["depth_head"].parameters())
