@@ -19,6 +19,8 @@ from torch import nn
 __all__ = [
     "CheckpointError",
     "allow_mmengine_checkpoint_types",
+    "check_checkpoint_matches",
+    "checkpoint_state_dict",
     "load_checkpoint_file",
     "load_model_weights",
 ]
@@ -72,6 +74,37 @@ def _short(keys: list[str], n: int = 10) -> str:
     return ", ".join(keys[:n]) + more
 
 
+def checkpoint_state_dict(ckpt: Mapping) -> dict[str, torch.Tensor]:
+    state = ckpt.get("state_dict", ckpt)
+    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def check_checkpoint_matches(model: nn.Module, state: Mapping[str, torch.Tensor], path) -> None:
+    """Raise `CheckpointError` listing the keys that are missing, unexpected or reshaped."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(
+        f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)})"
+        for k in set(own) & set(state)
+        if state[k].shape != own[k].shape
+    )
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing in the checkpoint: {_short(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} not in the model: {_short(unexpected)}")
+    if shapes:
+        parts.append(f"{len(shapes)} with another shape: {_short(shapes)}")
+    raise CheckpointError(
+        f"checkpoint {os.fspath(path)!r} does not match the config's model; "
+        + "; ".join(parts)
+        + ". Was it trained with another config?"
+    )
+
+
 def load_model_weights(
     model: nn.Module, path: str | os.PathLike, strict: bool = True
 ) -> dict[str, Any]:
@@ -85,28 +118,9 @@ def load_model_weights(
             the message lists them, so a checkpoint from another config is recognisable.
     """
     ckpt = load_checkpoint_file(path)
-    state = ckpt.get("state_dict", ckpt)
-    state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    state = checkpoint_state_dict(ckpt)
+    if strict:
+        check_checkpoint_matches(model, state, path)
     own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = sorted(
-        f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)})"
-        for k in set(own) & set(state)
-        if state[k].shape != own[k].shape
-    )
-    if strict and (missing or unexpected or shapes):
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing in the checkpoint: {_short(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} not in the model: {_short(unexpected)}")
-        if shapes:
-            parts.append(f"{len(shapes)} with another shape: {_short(shapes)}")
-        raise CheckpointError(
-            f"checkpoint {os.fspath(path)!r} does not match the config's model; "
-            + "; ".join(parts)
-            + ". Was it trained with another config?"
-        )
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
     return dict(ckpt.get("meta", {}) or {})

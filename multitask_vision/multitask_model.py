@@ -27,7 +27,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper
 
 from .adapters import BlockAdapter, detect_adapter
 from .model import BlockGraph, BlockSpec, GraphConfigError, parse_block_specs
@@ -37,6 +39,10 @@ from .task_weighting import build_task_weighting, task_weighting_types
 __all__ = ["MultiTaskModel", "build_adapters"]
 
 _LOSS_KEYS = {"weight"}
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _closest(name: str, choices: Sequence[str]) -> str:
@@ -199,6 +205,9 @@ class MultiTaskModel(BaseModel):
         graph_inputs: names of the external inputs; ``'image'`` receives the batch tensor.
         task_weighting: how task losses combine, e.g. ``dict(type='UncertaintyWeighting')`` or
             ``dict(type='DynamicWeightAverage', temperature=2.0, window=100)``; default static.
+        nonfinite_loss: a NaN/inf loss term stops training with an error naming the task, term
+            and step (``'error'``), or the step is skipped without an update and counted in the
+            log as ``skipped_steps`` (``'skip'``).
         init_cfg: mmengine ``init_cfg``.
     """
 
@@ -209,8 +218,13 @@ class MultiTaskModel(BaseModel):
         data_preprocessor: Mapping | torch.nn.Module | None = None,
         graph_inputs: Sequence[str] = ("image",),
         task_weighting: Mapping | None = None,
+        nonfinite_loss: str = "error",
         init_cfg: Mapping | None = None,
     ):
+        if nonfinite_loss not in ("error", "skip"):
+            raise ValueError(
+                f"model.nonfinite_loss must be 'error' or 'skip', got {nonfinite_loss!r}"
+            )
         specs, adapters = validate_model_config(blocks, losses, graph_inputs, task_weighting)
         if data_preprocessor is None:
             data_preprocessor = dict(type="MultiTaskDataPreprocessor")
@@ -226,6 +240,38 @@ class MultiTaskModel(BaseModel):
         self.heads = {s.task: s.name for s in specs if s.task}  # task -> head block
         weights = {task: float(losses[task].get("weight", 1.0)) for task in self.heads}
         self.task_weighting = build_task_weighting(task_weighting, weights)
+        self.nonfinite_loss = nonfinite_loss
+        self.skipped_steps = 0
+
+    def train_step(self, data, optim_wrapper: OptimWrapper) -> dict[str, torch.Tensor]:
+        """mmengine's train step, with a guard against non-finite losses before the update."""
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode="loss")
+        bad = [
+            k for k, v in losses.items()
+            if "loss" in k and not all(torch.isfinite(t).all() for t in _tensors(v))
+        ]  # fmt: skip
+        if bad:
+            step = MessageHub.get_current_instance().get_info("iter", -1) + 1
+            terms = ", ".join(f"{k}={float(sum(t.sum() for t in _tensors(losses[k]))):.4g}"
+                              for k in bad)  # fmt: skip
+            if self.nonfinite_loss == "error":
+                raise FloatingPointError(
+                    f"non-finite loss at step {step}: {terms} (task and term in the key, "
+                    "loss_<task>_<term>); lower the learning rate, check the data of that task, "
+                    "or set model.nonfinite_loss='skip' to skip such steps"
+                )
+            self.skipped_steps += 1
+            optim_wrapper.zero_grad()
+            _, log_vars = self.parse_losses({k: v for k, v in losses.items() if k not in bad})
+            log_vars["skipped_steps"] = torch.tensor(float(self.skipped_steps))
+            return log_vars
+        parsed, log_vars = self.parse_losses(losses)
+        optim_wrapper.update_params(parsed)
+        if self.skipped_steps:
+            log_vars["skipped_steps"] = torch.tensor(float(self.skipped_steps))
+        return log_vars
 
     @property
     def tasks(self) -> list[str]:
