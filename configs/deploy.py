@@ -1,0 +1,15 @@
+# Deploy config of the demo model (configs/demo_det_seg_depth_mmlab.py), see docs/deployment.md.
+#   uv run python deploy.py --config configs/demo_det_seg_depth_mmlab.py \
+#       --checkpoint work_dirs/demo_det_seg_depth_mmlab/iter_600.pth \
+#       --deploy-config configs/deploy.py --output deploy_output/
+deploy = dict(
+    # Physically remove 30% of the channels of every layer group (Torch-Pruning); heads' output
+    # layers are kept. Then a short fine-tune through the model's own train_step.
+    pruning=dict(method="structured", amount=0.3, targets="all", norm=1,
+                 finetune=dict(iters=300, lr=5e-4)),
+    # ONNX Runtime static int8 (QDQ, per-channel), calibrated on 50 real training images.
+    quantization=dict(method="static", observer="minmax", calibration_steps=50),
+    # The whole model, static 1x3x128x128 input (the demo's test pipeline resizes to fit 128).
+    export=dict(format="onnx", blocks=None, img_size=128),
+    latency=dict(warmup=10, runs=50),
+)  # fmt: skip
