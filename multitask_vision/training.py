@@ -28,6 +28,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import multitask_vision.evaluation  # noqa: F401
     import multitask_vision.hooks  # noqa: F401
     import multitask_vision.multitask_model  # noqa: F401
+    import multitask_vision.visualization  # noqa: F401
 
     if init_default_scope:
         from mmengine.registry import init_default_scope as _init
