@@ -1,6 +1,6 @@
 # Deploy config of the demo model (configs/demo_det_seg_depth_mmlab.py), see docs/deployment.md.
 #   uv run python deploy.py --config configs/demo_det_seg_depth_mmlab.py \
-#       --checkpoint work_dirs/demo_det_seg_depth_mmlab/iter_600.pth \
+#       --checkpoint work_dirs/demo_det_seg_depth_mmlab/latest.pth \
 #       --deploy-config configs/deploy.py --output deploy_output/
 deploy = dict(
     # Physically remove 30% of the channels of every layer group (Torch-Pruning); heads' output

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -79,15 +79,27 @@ def checkpoint_state_dict(ckpt: Mapping) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
-def check_checkpoint_matches(model: nn.Module, state: Mapping[str, torch.Tensor], path) -> None:
-    """Raise `CheckpointError` listing the keys that are missing, unexpected or reshaped."""
+def check_checkpoint_matches(
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    path,
+    shape_exempt: Callable[[str], bool] | None = None,
+) -> None:
+    """Raise `CheckpointError` listing the keys that are missing, unexpected or reshaped.
+
+    ``shape_exempt(key)`` marks keys whose shape may differ (e.g. observers that size
+    themselves when loaded).
+    """
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = sorted(
         f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)})"
         for k in set(own) & set(state)
-        if state[k].shape != own[k].shape
+        if isinstance(own[k], torch.Tensor)
+        and isinstance(state[k], torch.Tensor)
+        and state[k].shape != own[k].shape
+        and not (shape_exempt and shape_exempt(k))
     )
     if not (missing or unexpected or shapes):
         return

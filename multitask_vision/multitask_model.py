@@ -208,6 +208,9 @@ class MultiTaskModel(BaseModel):
         nonfinite_loss: a NaN/inf loss term stops training with an error naming the task, term
             and step (``'error'``), or the step is skipped without an update and counted in the
             log as ``skipped_steps`` (``'skip'``).
+        qat: quantization-aware training: ``dict(blocks='all' | [names], backend='onnxruntime',
+            observer='moving_average_minmax')`` inserts fake quantization into those blocks
+            (see ``multitask_vision.compression.qat``); ``deploy.py`` converts the result to int8.
         init_cfg: mmengine ``init_cfg``.
     """
 
@@ -219,6 +222,7 @@ class MultiTaskModel(BaseModel):
         graph_inputs: Sequence[str] = ("image",),
         task_weighting: Mapping | None = None,
         nonfinite_loss: str = "error",
+        qat: Mapping | None = None,
         init_cfg: Mapping | None = None,
     ):
         if nonfinite_loss not in ("error", "skip"):
@@ -242,6 +246,10 @@ class MultiTaskModel(BaseModel):
         self.task_weighting = build_task_weighting(task_weighting, weights)
         self.nonfinite_loss = nonfinite_loss
         self.skipped_steps = 0
+        if qat is not None:
+            from .compression.qat import prepare_qat
+
+            prepare_qat(self, qat)
 
     def train_step(self, data, optim_wrapper: OptimWrapper) -> dict[str, torch.Tensor]:
         """mmengine's train step, with a guard against non-finite losses before the update."""

@@ -24,6 +24,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     """Import every module that registers something, so configs can name it (scope ``mtv``);
     with ``init_default_scope``, make ``mtv`` the default scope (as mmdet's function does)."""
     import multitask_vision.blocks  # noqa: F401
+    import multitask_vision.compression.qat  # noqa: F401  (QATCheckpointHook)
     import multitask_vision.data  # noqa: F401
     import multitask_vision.evaluation  # noqa: F401
     import multitask_vision.hooks  # noqa: F401
@@ -134,6 +135,7 @@ def build_runner(
         wrapper.setdefault("find_unused_parameters", True)
         cfg.model_wrapper_cfg = ConfigDict(wrapper)
     _ensure_hook(cfg, "RNGStateHook")
+    _ensure_hook(cfg, "SafeCheckpointHook")
     _check_data_exists(cfg)
     os.makedirs(cfg.work_dir, exist_ok=True)
     runner = MultiTaskRunner.from_cfg(cfg)

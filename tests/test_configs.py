@@ -18,8 +18,8 @@ CONFIGS = sorted(
 
 def test_configs_are_found():
     names = {osp.basename(p) for p in CONFIGS}
-    assert {"demo_det_seg_depth_mmlab.py", "det_seg_depth_mmlab.py",
-            "det_seg_depth_quick.py"} <= names  # fmt: skip
+    assert {"demo_det_seg_depth_mmlab.py", "det_seg_depth_mmlab.py", "det_seg_depth_quick.py",
+            "det_seg_depth_mmlab_qat.py"} <= names  # fmt: skip
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=osp.basename)
@@ -31,6 +31,12 @@ def test_config_builds_and_predicts(path):
             block["args"]["pretrained"] = False
     model = MODELS.build(cfg.model).eval()
     assert set(model.tasks) == set(cfg.model.losses)
+    if cfg.model.get("qat"):
+        from multitask_vision.compression.qat import QATConv2d
+
+        n_qat = sum(isinstance(m, QATConv2d) for m in model.modules())
+        n_conv = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+        assert n_qat == n_conv > 0  # blocks='all': every convolution is fake-quantized
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 64, 64), mode="tensor")
     assert set(outs) == set(model.heads.values())

@@ -212,3 +212,23 @@ def test_nonfinite_loss_skip_mode_counts_and_does_not_update(demo_cwd, monkeypat
     assert float(log["skipped_steps"]) == 2
     after = dict(model.named_parameters())  # BN statistics move in a forward; weights must not
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_message_hub_history_survives_weights_only_checkpoints(tmp_path):
+    from mmengine.logging import HistoryBuffer
+
+    from multitask_vision.hooks.safe_checkpoint import from_safe_message_hub, to_safe_message_hub
+
+    buf = HistoryBuffer([1.0, 2.0, 4.0], [1, 1, 2], max_length=10)
+    state = dict(log_scalars={"train/loss": buf}, runtime_info={"iter": 3}, resumed_keys={})
+    path = tmp_path / "ckpt.pth"
+    torch.save({"message_hub": state}, path)
+    with pytest.raises(CheckpointError, match="weights-only loading refuses"):
+        load_checkpoint_file(path)  # mmengine's raw HistoryBuffer pickles builtins.getattr
+    torch.save({"message_hub": to_safe_message_hub(state)}, path)
+    back = from_safe_message_hub(load_checkpoint_file(path)["message_hub"])["log_scalars"]
+    restored = back["train/loss"]
+    assert isinstance(restored, HistoryBuffer)
+    assert restored.data[0].tolist() == [1.0, 2.0, 4.0]
+    assert restored.data[1].tolist() == [1, 1, 2]
+    assert restored.max_length == 10

@@ -1,0 +1,113 @@
+"""Deployment targets on the demo model: runs deploy.py's pipeline and checks issue 7's targets.
+
+    uv run python benchmarks/deploy_targets.py \
+        --checkpoint work_dirs/demo_det_seg_depth_mmlab/latest.pth
+
+Defaults: the demo model (configs/demo_det_seg_depth_mmlab.py: ResNet-18 + mmdet FPN + FCOSHead,
+mmseg FCNHead, native depth head, 128 px) and configs/deploy.py (30% structured pruning + 300
+fine-tune iterations, static int8 on 50 calibration images). Prints the stage table and a table
+of the targets:
+
+    int8 file <= 0.27x fp32, int8 ONNX Runtime latency <= 0.6x fp32;
+    30% structured pruning: MACs <= 0.55x, latency <= 0.7x, file <= 0.55x;
+    task metrics within 2 points of fp32 (int8 after calibration, pruned after the fine-tune).
+
+"Points" are percentage points: mAP and d1 (fractions) and abs_rel are multiplied by 100, mIoU
+is already in percent. Latency targets are checked for one thread and for all threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from mmengine.config import Config
+
+# (limit, what) per ratio key of report.json
+RATIO_TARGETS = {
+    "int8": {"file": 0.27, "latency": 0.6},
+    "pruned": {"macs": 0.55, "latency": 0.7, "file": 0.55},
+}
+POINTS = 2.0
+#: metric name -> factor to percentage points
+METRIC_SCALE = {"mAP": 100.0, "mIoU": 1.0, "d1": 100.0, "abs_rel": 100.0}
+
+
+def check_targets(report: dict) -> list[dict]:
+    """One row per target: name, measured value, limit, passed."""
+    rows = []
+    ratios = report["ratios_to_fp32"]
+    for stage, targets in RATIO_TARGETS.items():
+        if stage not in ratios:
+            continue
+        for key, limit in targets.items():
+            keys = (
+                [k for k in ratios[stage] if k.startswith("latency_")]
+                if key == "latency"
+                else [key]
+            )
+            for k in keys:
+                v = ratios[stage][k]
+                rows.append(dict(target=f"{stage} {k} / fp32", value=v, limit=f"<= {limit}",
+                                 passed=v <= limit))  # fmt: skip
+    stages = {s["name"]: s for s in report["stages"]}
+    base = stages["fp32"]["metrics"]
+    for stage in ("int8", "pruned", "pruned_int8"):
+        if stage not in stages:
+            continue
+        for key, value in stages[stage]["metrics"].items():
+            name = key.rsplit("/", 1)[-1]
+            if name not in METRIC_SCALE or key not in base:
+                continue
+            delta = (value - base[key]) * METRIC_SCALE[name]
+            worse = -delta if name != "abs_rel" else delta  # abs_rel: lower is better
+            rows.append(dict(
+                target=f"{stage} {key} vs fp32 (points)", value=delta,
+                limit=f"worse by <= {POINTS}", passed=worse <= POINTS,
+                informative=stage == "pruned_int8",
+            ))  # fmt: skip
+    return rows
+
+
+def format_targets(rows: list[dict]) -> str:
+    lines = [f"{'target':<52} {'measured':>10}  {'limit':<16} result"]
+    for r in rows:
+        result = "PASS" if r["passed"] else "FAIL"
+        if r.get("informative"):
+            result += " (not a target)"
+        lines.append(f"{r['target']:<52} {r['value']:>10.3f}  {r['limit']:<16} {result}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="configs/demo_det_seg_depth_mmlab.py")
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--deploy-config", default="configs/deploy.py")
+    parser.add_argument("--output", default="deploy_output/targets")
+    parser.add_argument("--finetune-iters", type=int, default=None,
+                        help="override pruning.finetune.iters")  # fmt: skip
+    parser.add_argument("--max-val-batches", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    from multitask_vision.compression.from_config import deploy_from_config
+
+    cfg = Config.fromfile(args.config)
+    deploy = Config.fromfile(args.deploy_config).to_dict()["deploy"]
+    if args.finetune_iters is not None:
+        deploy["pruning"]["finetune"]["iters"] = args.finetune_iters
+    result = deploy_from_config(
+        cfg, args.checkpoint, deploy, args.output, overwrite=True,
+        max_val_batches=args.max_val_batches,
+    )  # fmt: skip
+    rows = check_targets(result.report)
+    print("\nTargets (issue 7):\n" + format_targets(rows))
+    with open(os.path.join(args.output, "targets.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    return 0 if all(r["passed"] or r.get("informative") for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""ONNX Runtime latency: batch 1, median over timed runs after warm-up runs."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from .runtime import make_session
+
+__all__ = ["all_threads", "measure_latencies", "measure_latency"]
+
+
+def all_threads() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def measure_latency(
+    path: str,
+    threads: int,
+    warmup: int = 10,
+    runs: int = 50,
+    image: np.ndarray | None = None,
+) -> float:
+    """Median wall time of one ``session.run`` in milliseconds.
+
+    Args:
+        path: the .onnx file (its input shape is static).
+        threads: ONNX Runtime intra-op threads.
+        warmup / runs: discarded runs, timed runs.
+        image: the input, Array[1, 3, H, W]; default a fixed random one.
+    """
+    session = make_session(path, threads)
+    inp = session.get_inputs()[0]
+    if image is None:
+        shape: Sequence[int] = [d if isinstance(d, int) else 1 for d in inp.shape]
+        image = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    feed = {inp.name: image}
+    for _ in range(warmup):
+        session.run(None, feed)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * statistics.median(times)
+
+
+def measure_latencies(
+    paths: Sequence[str],
+    threads: Sequence[int],
+    warmup: int = 10,
+    runs: int = 50,
+    image: np.ndarray | None = None,
+    rounds: int = 5,
+) -> dict[str, dict[str, float]]:
+    """Latency of several models, interleaved so that machine noise hits them alike.
+
+    For each thread setting, every model gets ``warmup`` runs, then ``rounds`` times in turn
+    ``runs / rounds`` timed runs each; the median over all timed runs is reported.
+
+    Returns:
+        ``{path: {str(threads): median ms}}``.
+    """
+    out: dict[str, dict[str, float]] = {p: {} for p in paths}
+    per_round = max(1, runs // rounds)
+    for t in threads:
+        sessions = {p: make_session(p, t) for p in paths}
+        feeds = {}
+        for p, s in sessions.items():
+            inp = s.get_inputs()[0]
+            x = image
+            if x is None:
+                shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+                x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+            feeds[p] = {inp.name: x}
+            for _ in range(warmup):
+                s.run(None, feeds[p])
+        times: dict[str, list[float]] = {p: [] for p in paths}
+        for _ in range(rounds):
+            for p, s in sessions.items():
+                for _ in range(per_round):
+                    t0 = time.perf_counter()
+                    s.run(None, feeds[p])
+                    times[p].append(time.perf_counter() - t0)
+        for p in paths:
+            out[p][str(t)] = 1000.0 * statistics.median(times[p])
+    return out
