@@ -10,6 +10,12 @@ num_det_classes = 4
 num_seg_classes = 5  # background + 4 shapes
 neck_channels = 64
 model = dict(
+    # Every batch on the 128 x 128 canvas that training crops and the deployed model (static
+    # 1x3x128x128 input) see: padding a 128 x 96 NYU frame only to 128 x 96 scored depth AbsRel
+    # 0.159 instead of 0.114 for the same weights.
+    data_preprocessor=dict(
+        type="MultiTaskDataPreprocessor", pad_size_divisor=32, pad_to=(128, 128)
+    ),
     blocks=[
         dict(
             name="backbone",
@@ -87,8 +93,10 @@ model = dict(
     ],  # fmt: skip
 )
 
-max_iters = 600
-train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=200)
+# VOC carries two tasks (and half its images no mask): draw it 3x as often as NYU's depth.
+train_dataloader = dict(sampler=dict(strategy="ratios", ratios=[3, 1]))
+max_iters = 1800
+train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=600)
 val_cfg = dict(type="ValLoop")
 test_cfg = dict(type="TestLoop")
 optim_wrapper = dict(
@@ -102,7 +110,7 @@ param_scheduler = [
 ]
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(interval=200, save_best="demo_voc/detection/mAP", rule="greater"),
+    checkpoint=dict(interval=600, save_best="demo_voc/detection/mAP", rule="greater"),
 )
 custom_hooks = [
     dict(
@@ -116,4 +124,11 @@ custom_hooks = [
             "demo_nyu/depth/d1",
         ],
     )
+]
+# What the main job must reach on the demo validation split (printed by scripts/demo_report.py).
+# (metric, rule, value); mmseg's IoUMetric reports percent.
+demo_targets = [
+    ("demo_voc/detection/mAP", ">=", 0.6),
+    ("demo_voc/segmentation/mIoU", ">=", 60.0),
+    ("demo_nyu/depth/abs_rel", "<=", 0.15),
 ]

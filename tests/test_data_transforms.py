@@ -232,6 +232,22 @@ def test_preprocessor_leaves_ground_truth_alone_outside_training():
     assert out["data_samples"][0].gt_sem_seg.data.shape == (1, 40, 50)
 
 
+def test_preprocessor_pad_to_a_fixed_canvas():
+    pre = MultiTaskDataPreprocessor(pad_to=(128, 96))
+    out = pre(pseudo_collate([packed(50, 40)]), training=True)  # (w, h) = (50, 40)
+    assert out["inputs"].shape == (1, 3, 128, 96)
+    assert (out["inputs"][0, :, 40:, :] == 0).all() and (out["inputs"][0, :, :, 50:] == 0).all()
+    s = out["data_samples"][0]
+    assert s.metainfo["batch_input_shape"] == (128, 96) and s.metainfo["pad_shape"] == (128, 96)
+    assert s.metainfo["padding_size"] == [0, 46, 0, 88]
+    seg = s.gt_sem_seg.data[0]
+    assert seg.shape == (128, 96) and (seg[40:] == 255).all() and (seg[:40, :50] == 1).all()
+    big = pre(pseudo_collate([packed(200, 40)]), training=False)  # wider than the canvas
+    assert big["inputs"].shape == (1, 3, 128, 224)
+    with pytest.raises(ValueError, match=r"pad_to must be \(h, w\) > 0"):
+        MultiTaskDataPreprocessor(pad_to=(0, 64))
+
+
 def test_preprocessor_rejects_mixed_or_misaligned_batches():
     pre = MultiTaskDataPreprocessor()
     mixed = pseudo_collate([packed(32, 32), packed(32, 32, tasks=("detection",))])

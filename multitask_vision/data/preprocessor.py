@@ -42,6 +42,9 @@ class MultiTaskDataPreprocessor(ImgDataPreprocessor):
         mean / std: per-channel statistics in RGB order if ``bgr_to_rgb`` (ImageNet defaults).
         bgr_to_rgb: swap the channels of the BGR inputs.
         pad_size_divisor: the padded size is a multiple of this.
+        pad_to: optional (h, w): pad every batch to at least this size, so that evaluation sees
+            the canvas that training crops and a fixed-size export (deploy) see; None: only the
+            divisor.
         pad_value: image padding value, after normalisation.
         seg_pad_value / depth_pad_value: padding of ``gt_sem_seg`` / ``gt_depth_map``.
         non_blocking: as mmengine's.
@@ -56,6 +59,7 @@ class MultiTaskDataPreprocessor(ImgDataPreprocessor):
         pad_value: float = 0,
         seg_pad_value: int = 255,
         depth_pad_value: float = 0.0,
+        pad_to: Sequence[int] | None = None,
         non_blocking: bool = False,
     ):
         super().__init__(
@@ -67,6 +71,9 @@ class MultiTaskDataPreprocessor(ImgDataPreprocessor):
             non_blocking=non_blocking,
         )
         self.pad_values = {"gt_sem_seg": seg_pad_value, "gt_depth_map": depth_pad_value}
+        if pad_to is not None and (len(pad_to) != 2 or min(pad_to) <= 0):
+            raise ValueError(f"MultiTaskDataPreprocessor: pad_to must be (h, w) > 0, got {pad_to}")
+        self.pad_to = tuple(pad_to) if pad_to is not None else None
 
     def forward(self, data: dict, training: bool = False) -> dict:
         data = self.cast_data(data)  # to the model's device, still uint8
@@ -86,6 +93,8 @@ class MultiTaskDataPreprocessor(ImgDataPreprocessor):
         d = self.pad_size_divisor
         hp = math.ceil(max(h for h, _ in sizes) / d) * d
         wp = math.ceil(max(w for _, w in sizes) / d) * d
+        if self.pad_to is not None:
+            hp, wp = max(hp, self.pad_to[0]), max(wp, self.pad_to[1])
         # Pad as uint8, then convert and normalise the batch at once (one allocation, instead of
         # mmengine's per-image float copies); same numbers as ImgDataPreprocessor + stack_batch.
         batch = inputs[0].new_zeros((len(inputs), 3, hp, wp))

@@ -16,20 +16,40 @@ test_pipeline = [
     dict(type="LoadMultiTaskAnnotations"),
     dict(type="PackMultiTaskInputs"),
 ]
-voc = dict(type="VOCMultitaskDataset", data_root="data/demo/VOCdevkit/VOC2012",
-           tasks=("detection", "segmentation"),
-           metainfo=dict(dataset_name="demo_voc", classes=("circle", "square", "triangle", "cross")))
-nyu = dict(type="NYUDepthDataset", data_root="data/demo/nyu_depth_v2", tasks=("depth",),
-           metainfo=dict(dataset_name="demo_nyu"))
+classes = ("circle", "square", "triangle", "cross")
+voc = dict(
+    type="VOCMultitaskDataset",
+    data_root="data/demo/VOCdevkit/VOC2012",
+    tasks=("detection", "segmentation"),
+    metainfo=dict(dataset_name="demo_voc", classes=classes),
+)
+nyu = dict(
+    type="NYUDepthDataset",
+    data_root="data/demo/nyu_depth_v2",
+    tasks=("depth",),
+    metainfo=dict(dataset_name="demo_nyu"),
+)
 train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(datasets=[dict(voc, split="train", pipeline=train_pipeline),
-                           dict(nyu, split="train", pipeline=train_pipeline)]),
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        datasets=[
+            dict(voc, split="train", pipeline=train_pipeline),
+            dict(nyu, split="train", pipeline=train_pipeline),
+        ]
+    ),
 )
 val_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(datasets=[dict(voc, split="val", pipeline=test_pipeline),
-                           dict(nyu, split="test", pipeline=test_pipeline)]),
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        datasets=[
+            dict(voc, split="val", pipeline=test_pipeline),
+            dict(nyu, split="test", pipeline=test_pipeline),
+        ]
+    ),
 )
 test_dataloader = val_dataloader
 neck = 16

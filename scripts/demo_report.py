@@ -1,0 +1,68 @@
+"""The main job's final table: each metric of the untrained model (iteration 0) and after
+training, against the demo targets, then the deployment stages and the time of each step.
+
+    uv run python scripts/demo_report.py --work-dir work_dirs/demo \
+        --config configs/demo_det_seg_depth_mmlab.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os.path as osp
+import sys
+
+from mmengine.config import Config
+
+
+def _load(path: str):
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    history = _load(osp.join(args.work_dir, "metrics_history.json")) or {}
+    final = _load(osp.join(args.work_dir, "test", "metrics.json")) or {}
+    start = history.get("iter 0", {})
+    targets = cfg.get("demo_targets", [])
+
+    print("\n== MultitaskVision demo: untrained vs trained (demo validation split) ==")
+    print(f"{'metric':<34}{'iter 0':>10}{'trained':>10}{'target':>12}  ok")
+    all_ok = True
+    for key, rule, value in targets:
+        got = final.get(key)
+        ok = got is not None and (got >= value if rule == ">=" else got <= value)
+        all_ok &= ok
+        s0 = f"{start[key]:.4f}" if key in start else "-"
+        s1 = f"{got:.4f}" if got is not None else "-"
+        print(f"{key:<34}{s0:>10}{s1:>10}{rule + ' ' + str(value):>12}  {'yes' if ok else 'NO'}")
+
+    report = _load(osp.join(args.work_dir, "deploy", "report.json"))
+    if report and "table" in report:
+        print("\n== deployment ==")
+        print(report["table"])
+    timings_path = osp.join(args.work_dir, "timings.txt")
+    if osp.isfile(timings_path):
+        steps, prev = [], 0
+        with open(timings_path) as f:
+            lines = f.read().split("\n")
+        for line in lines:
+            if line.strip():
+                name, t = line.split()
+                steps.append(f"{name} {int(t) - prev} s")
+                prev = int(t)
+        print(f"\ntime per step: {', '.join(steps)}; total {prev // 60} min {prev % 60} s")
+    print(f"outputs: {args.work_dir}/ (checkpoints, TensorBoard logs, vis/index.html, deploy/)")
+    print("all targets met" if all_ok else "some targets NOT met (see the table)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
