@@ -7,7 +7,7 @@ _base_ = ["det_seg_depth_mmlab.py"]
 model = dict(qat=dict(blocks="all", backend="onnxruntime", observer="moving_average_minmax"))
 load_from = None  # the float checkpoint to start from (see above)
 max_iters = 2000
-train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=500)
+train_cfg = dict(type="MultiTaskTrainLoop", max_iters=max_iters, val_interval=500)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(type="CosineAnnealingLR", by_epoch=False, begin=0, end=max_iters, eta_min=1e-5),

@@ -28,6 +28,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import multitask_vision.data  # noqa: F401
     import multitask_vision.evaluation  # noqa: F401
     import multitask_vision.hooks  # noqa: F401
+    import multitask_vision.loops  # noqa: F401
     import multitask_vision.multitask_model  # noqa: F401
     import multitask_vision.visualization  # noqa: F401
 
@@ -129,10 +130,16 @@ def build_runner(
         if not torch.cuda.is_available():  # NCCL needs GPUs; gloo runs DDP on CPU processes
             cfg.setdefault("env_cfg", ConfigDict()).setdefault("dist_cfg", ConfigDict())
             cfg.env_cfg.dist_cfg.backend = "gloo"
+            if launcher == "pytorch" and not torch.distributed.is_initialized():
+                # mmengine's init_dist calls torch.cuda.set_device, which fails without a GPU
+                # on a CUDA build of torch; the Runner keeps a group that already exists.
+                torch.distributed.init_process_group(backend="gloo")
         wrapper = dict(cfg.get("model_wrapper_cfg") or {})
         wrapper.setdefault("type", "MMDistributedDataParallel")
         # Heads of tasks absent from a batch get no gradient in that step.
         wrapper.setdefault("find_unused_parameters", True)
+        if not torch.cuda.is_available():
+            wrapper.setdefault("device_ids", None)  # CPU processes: no device to pin
         cfg.model_wrapper_cfg = ConfigDict(wrapper)
     _ensure_hook(cfg, "RNGStateHook")
     _ensure_hook(cfg, "SafeCheckpointHook")

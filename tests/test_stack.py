@@ -49,25 +49,29 @@ def test_mmdet_and_mmseg_blocks_build_from_their_registries():
     import mmseg.models  # noqa: F401
     from mmdet.registry import MODELS as MMDET_MODELS
     from mmengine.config import ConfigDict
+    from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS as MMSEG_MODELS
 
-    fpn = MMDET_MODELS.build(
-        dict(type="FPN", in_channels=[64, 128, 256, 512], out_channels=32, num_outs=4)
-    )
-    head = MMDET_MODELS.build(
-        ConfigDict(
-            type="FCOSHead",
-            num_classes=3,
-            in_channels=32,
-            feat_channels=32,
-            stacked_convs=1,
-            strides=[8, 16, 32, 64],
-            regress_ranges=((-1, 64), (64, 128), (128, 256), (256, 1e8)),
+    # Other tests may leave 'mtv' as the default scope; each library builds in its own.
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        fpn = MMDET_MODELS.build(
+            dict(type="FPN", in_channels=[64, 128, 256, 512], out_channels=32, num_outs=4)
         )
-    )
-    seg = MMSEG_MODELS.build(
-        dict(type="FCNHead", in_channels=512, channels=32, num_convs=1, num_classes=4)
-    )
+        head = MMDET_MODELS.build(
+            ConfigDict(
+                type="FCOSHead",
+                num_classes=3,
+                in_channels=32,
+                feat_channels=32,
+                stacked_convs=1,
+                strides=[8, 16, 32, 64],
+                regress_ranges=((-1, 64), (64, 128), (128, 256), (256, 1e8)),
+            )
+        )
+    with DefaultScope.overwrite_default_scope("mmseg"):
+        seg = MMSEG_MODELS.build(
+            dict(type="FCNHead", in_channels=512, channels=32, num_convs=1, num_classes=4)
+        )
     feats = [
         torch.randn(1, c, 64 // s, 64 // s)
         for c, s in zip([64, 128, 256, 512], [1, 2, 4, 8], strict=True)

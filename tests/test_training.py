@@ -127,7 +127,9 @@ def test_ddp_two_processes_same_tasks_and_weights(demo_cwd, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     traces = []
     for rank in (0, 1):
-        lines = [json.loads(x) for x in (work / f"task_trace_rank{rank}.jsonl").read_text().split()]
+        lines = [
+            json.loads(x) for x in (work / f"task_trace_rank{rank}.jsonl").read_text().splitlines()
+        ]
         traces.append(lines)
     steps = [[(r["iter"], r["dataset"], r["tasks"]) for r in t if "iter" in r] for t in traces]
     assert len(steps[0]) == 8

@@ -19,9 +19,9 @@ __all__ = ["RNGStateHook"]
 class RNGStateHook(Hook):
     """Save RNG states with each checkpoint; restore them when training resumes.
 
-    mmengine's IterBasedTrainLoop replays the data loader up to the resumed iteration after
-    ``before_train``, which consumes random numbers; the states are therefore restored at the
-    first ``before_train_iter``, after that replay.
+    The loop replays the data loader up to the resumed iteration, which consumes random numbers;
+    the states are therefore restored after that replay (``after_data_replay``, called by
+    `MultiTaskTrainLoop`), before the first new batch is drawn.
     """
 
     priority = "VERY_LOW"
@@ -44,7 +44,7 @@ class RNGStateHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._pending = checkpoint.get("rng_state")
 
-    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+    def after_data_replay(self, runner) -> None:
         if self._pending is None:
             return
         s, self._pending = self._pending, None

@@ -54,6 +54,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 neck = 16
 model = dict(
+    data_preprocessor=dict(type="MultiTaskDataPreprocessor", pad_size_divisor=32, pad_to=(64, 64)),
     blocks=[
         dict(name="backbone", type="ResNetBackbone", inputs=["image"], args=dict(depth=18)),
         dict(name="neck", type="FPN", scope="mmdet", inputs=["backbone"],
@@ -74,7 +75,7 @@ model = dict(
     ],
 )  # fmt: skip
 max_iters = 8
-train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=1000)
+train_cfg = dict(type="MultiTaskTrainLoop", max_iters=max_iters, val_interval=1000)
 param_scheduler = [dict(type="ConstantLR", factor=1.0, by_epoch=False, begin=0, end=max_iters)]
 default_hooks = dict(
     logger=dict(interval=1),

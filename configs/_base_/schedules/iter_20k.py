@@ -1,6 +1,6 @@
 # 20k iterations, SGD with warm-up and cosine decay, gradient clipping.
 max_iters = 20000
-train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=2000)
+train_cfg = dict(type="MultiTaskTrainLoop", max_iters=max_iters, val_interval=2000)
 val_cfg = dict(type="ValLoop")
 test_cfg = dict(type="TestLoop")
 optim_wrapper = dict(
