@@ -6,7 +6,7 @@ deploy = dict(
     # Physically remove 30% of the channels of every layer group (Torch-Pruning); heads' output
     # layers are kept. Then a short fine-tune through the model's own train_step.
     pruning=dict(method="structured", amount=0.3, targets="all", norm=1,
-                 finetune=dict(iters=300, lr=5e-4)),
+                 finetune=dict(iters=600, lr=1e-3)),
     # ONNX Runtime static int8 (QDQ, per-channel), calibrated on 50 real training images.
     quantization=dict(method="static", observer="minmax", calibration_steps=50),
     # The whole model, static 1x3x128x128 input (the demo's test pipeline resizes to fit 128).

@@ -45,9 +45,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{key:<34}{s0:>10}{s1:>10}{rule + ' ' + str(value):>12}  {'yes' if ok else 'NO'}")
 
     report = _load(osp.join(args.work_dir, "deploy", "report.json"))
-    if report and "table" in report:
-        print("\n== deployment ==")
-        print(report["table"])
+    if report:
+        keys = [key for key, _, _ in targets]
+        print("\n== deployment (ONNX Runtime, batch 1; ratios to fp32) ==")
+        head = f"{'stage':<12}{'params M':>10}{'file MB':>9}{'ms 1 thr':>10}{'ms all':>9}"
+        print(head + "".join(f"{k.split('/', 1)[1]:>20}" for k in keys))
+        for stage in report["stages"]:
+            r = report["ratios_to_fp32"][stage["name"]]
+            lat = stage["latency_ms"]
+            cells = [
+                f"{stage['params'] / 1e6:>10.2f}",
+                f"{stage['file_bytes'] / 1e6:>9.1f}",
+                f"{lat[min(lat, key=int)]:>6.2f}({r['latency_1t']:.2f})",
+                f"{lat[max(lat, key=int)]:>5.2f}({r['latency_2t']:.2f})",
+            ]
+            metrics = stage.get("metrics") or {}
+            cells += [f"{metrics[k]:>20.4f}" if k in metrics else f"{'-':>20}" for k in keys]
+            print(f"{stage['name']:<12}" + "".join(cells))
     timings_path = osp.join(args.work_dir, "timings.txt")
     if osp.isfile(timings_path):
         steps, prev = [], 0
