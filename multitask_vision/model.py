@@ -17,6 +17,8 @@ from typing import Any
 
 from torch import nn
 
+from ._hints import did_you_mean
+
 __all__ = ["BlockGraph", "BlockSpec", "GraphConfigError", "parse_block_specs", "select_output"]
 
 _BLOCK_KEYS = {"name", "type", "inputs", "args", "task", "scope", "adapter"}
@@ -147,7 +149,7 @@ def parse_block_specs(
             if src not in names and src not in graph_inputs:
                 problems.append(
                     f"{spec.where}: key 'inputs' value {ref!r} names no block or graph "
-                    f"input{_closest(src, valid)}; valid: {valid}"
+                    f"input{did_you_mean(src, valid)}; valid: {valid}"
                 )
             elif src == spec.name:
                 problems.append(
@@ -162,13 +164,6 @@ def parse_block_specs(
                 + " (inputs must point to earlier stages)"
             )
     return specs, problems
-
-
-def _closest(name: str, choices: Iterable[str]) -> str:
-    import difflib
-
-    match = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 def _find_cycle(specs: Sequence[BlockSpec]) -> list[str] | None:

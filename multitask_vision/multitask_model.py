@@ -22,7 +22,6 @@ blocks those heads need.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,6 +30,7 @@ from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 
+from ._hints import did_you_mean
 from .adapters import BlockAdapter, detect_adapter
 from .model import BlockGraph, BlockSpec, GraphConfigError, parse_block_specs
 from .registry import ADAPTERS, MODELS, find_block_type
@@ -46,8 +46,7 @@ def _tensors(value) -> list[torch.Tensor]:
 
 
 def _closest(name: str, choices: Sequence[str]) -> str:
-    match = difflib.get_close_matches(name, list(choices), n=1)
-    return f"; did you mean {match[0]!r}?" if match else ""
+    return did_you_mean(name, choices, template="; did you mean {!r}?")
 
 
 def build_adapters(specs: Sequence[BlockSpec], problems: list[str]) -> dict[str, BlockAdapter]:

@@ -38,6 +38,15 @@ def feature_list(inputs: Sequence[Any]) -> list[torch.Tensor]:
     return list(inputs)
 
 
+def check_feature_count(feats: Sequence[Any], in_channels: Sequence[int], owner: str) -> None:
+    """Raise if a head got another number of feature maps than its ``in_channels`` lists."""
+    if len(feats) != len(in_channels):
+        raise ValueError(
+            f"{owner} got {len(feats)} feature maps but in_channels has "
+            f"{len(in_channels)} entries ({in_channels})"
+        )
+
+
 def as_channel_list(in_channels: int | Sequence[int], owner: str) -> list[int]:
     """``in_channels`` as a non-empty list of positive ints; a clear error otherwise."""
     channels = [in_channels] if isinstance(in_channels, int) else list(in_channels)

@@ -12,6 +12,7 @@ from torch import nn
 
 from multitask_vision.blocks._common import (
     as_channel_list,
+    check_feature_count,
     conv_norm_act,
     feature_list,
     samples_with,
@@ -99,11 +100,7 @@ class DenseDepthHead(NativeHead):
     def forward(self, *inputs) -> torch.Tensor:
         """Feature maps Tensor[B, C_i, h_i, w_i] -> depth Tensor[B, 1, h_0, w_0] metres."""
         feats = feature_list(inputs)
-        if len(feats) != len(self.in_channels):
-            raise ValueError(
-                f"DenseDepthHead got {len(feats)} feature maps but in_channels has "
-                f"{len(self.in_channels)} entries ({self.in_channels})"
-            )
+        check_feature_count(feats, self.in_channels, "DenseDepthHead")
         x = self.laterals[-1](feats[-1])
         for i in range(len(feats) - 2, -1, -1):
             lateral = self.laterals[i](feats[i])

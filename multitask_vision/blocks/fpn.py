@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from multitask_vision.blocks._common import as_channel_list, feature_list
+from multitask_vision.blocks._common import as_channel_list, check_feature_count, feature_list
 from multitask_vision.blocks.base import NativeBlock
 from multitask_vision.registry import BLOCKS
 
@@ -93,11 +93,7 @@ class FPN(NativeBlock):
     def forward(self, *inputs) -> tuple[torch.Tensor, ...]:
         """Feature maps fine to coarse -> tuple of ``num_outs`` maps, fine to coarse."""
         feats = feature_list(inputs)
-        if len(feats) != len(self.in_channels):
-            raise ValueError(
-                f"FPN got {len(feats)} feature maps but in_channels has {len(self.in_channels)} "
-                f"entries ({self.in_channels})"
-            )
+        check_feature_count(feats, self.in_channels, "FPN")
         feats = feats[self.start_level :]
         laterals = [conv(f) for conv, f in zip(self.lateral_convs, feats, strict=True)]
         for i in range(len(laterals) - 1, 0, -1):

@@ -12,6 +12,7 @@ from torch import nn
 
 from multitask_vision.blocks._common import (
     as_channel_list,
+    check_feature_count,
     conv_norm_act,
     feature_list,
     samples_with,
@@ -95,11 +96,7 @@ class SegHead(NativeHead):
     def forward(self, *inputs) -> torch.Tensor:
         """Feature maps Tensor[B, C_i, h_i, w_i] -> logits Tensor[B, num_classes, h_0, w_0]."""
         feats = feature_list(inputs)
-        if len(feats) != len(self.in_channels):
-            raise ValueError(
-                f"SegHead got {len(feats)} feature maps but in_channels has "
-                f"{len(self.in_channels)} entries ({self.in_channels})"
-            )
+        check_feature_count(feats, self.in_channels, "SegHead")
         size = feats[0].shape[-2:]
         x = self.laterals[0](feats[0])
         for lateral, f in zip(self.laterals[1:], feats[1:], strict=True):

@@ -16,10 +16,11 @@ choices (with the closest match for a misspelt name).
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from .._hints import did_you_mean
 
 __all__ = [
     "DeployConfig",
@@ -155,11 +156,6 @@ class DeployConfig:
     latency: LatencyConfig = field(default_factory=LatencyConfig)
 
 
-def _closest(name, choices: Sequence[str]) -> str:
-    match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -183,7 +179,8 @@ class _Checker:
         for key in raw:
             if key not in keys:
                 self.problems.append(
-                    f"{where}: unknown key {key!r}{_closest(key, keys)}; valid keys: {list(keys)}"
+                    f"{where}: unknown key {key!r}{did_you_mean(key, keys)}; "
+                    f"valid keys: {list(keys)}"
                 )
         return dict(raw)
 
@@ -191,7 +188,7 @@ class _Checker:
         v = d.get(key, default)
         if v not in choices:
             self.problems.append(
-                f"{where}.{key}: unsupported value {v!r}{_closest(v, choices)}; "
+                f"{where}.{key}: unsupported value {v!r}{did_you_mean(v, choices)}; "
                 f"valid: {list(choices)}"
             )
             return default
@@ -231,7 +228,7 @@ class _Checker:
         for n in names:
             if n not in block_names:
                 self.problems.append(
-                    f"{where}: unknown block {n!r}{_closest(n, block_names)}; "
+                    f"{where}: unknown block {n!r}{did_you_mean(n, block_names)}; "
                     f"the model's blocks: {list(block_names)}"
                 )
         if len(set(names)) != len(names):
@@ -328,7 +325,7 @@ def _parse_export(raw, c: _Checker, block_names) -> ExportConfig:
         for f in fmts:
             if f not in EXPORT_FORMATS:
                 c.problems.append(
-                    f"{where}.format: unsupported format {f!r}{_closest(f, EXPORT_FORMATS)}; "
+                    f"{where}.format: unsupported format {f!r}{did_you_mean(f, EXPORT_FORMATS)}; "
                     f"valid: {list(EXPORT_FORMATS)}"
                 )
             elif f not in formats:
@@ -375,7 +372,7 @@ def parse_deploy_config(deploy: Mapping | None, block_names: Sequence[str]) -> D
     for key in deploy:
         if key not in _SECTIONS:
             problems.append(
-                f"deploy: unknown section {key!r}{_closest(key, _SECTIONS)}; "
+                f"deploy: unknown section {key!r}{did_you_mean(key, _SECTIONS)}; "
                 f"valid sections: {list(_SECTIONS)}"
             )
     cfg = DeployConfig(
