@@ -211,6 +211,14 @@ class MultiTaskModel(BaseModel):
             observer='moving_average_minmax')`` inserts fake quantization into those blocks
             (see ``multitask_vision.compression.qat``); ``deploy.py`` converts the result to int8.
         init_cfg: mmengine ``init_cfg``.
+
+    Attributes:
+        auxiliary_losses: extra loss terms added to every ``mode='loss'`` call (a plain list,
+            empty by default; e.g. deploy's distillation during the fine-tune after pruning).
+            Each item is a callable ``aux(graph_inputs, outs, data_samples) -> {key: loss}``
+            with a ``blocks`` attribute: the blocks whose outputs it needs, run on every batch
+            besides the batch's heads (``outs`` holds those and the batch's heads). Keys start
+            with ``loss_`` and must not collide with the task losses.
     """
 
     def __init__(
@@ -245,6 +253,7 @@ class MultiTaskModel(BaseModel):
         self.task_weighting = build_task_weighting(task_weighting, weights)
         self.nonfinite_loss = nonfinite_loss
         self.skipped_steps = 0
+        self.auxiliary_losses: list = []
         if qat is not None:
             from .compression.qat import prepare_qat
 
@@ -320,14 +329,23 @@ class MultiTaskModel(BaseModel):
                     f"the batch has ground truth for tasks {present}, none of which has a head "
                     f"(model tasks: {self.tasks}); check the dataset's gt_key_tasks"
                 )
-            outs = self.blocks(graph_inputs, [self.heads[t] for t in tasks])
+            wanted = [self.heads[t] for t in tasks]
+            wanted += [b for aux in self.auxiliary_losses for b in aux.blocks if b not in wanted]
+            outs = self.blocks(graph_inputs, list(dict.fromkeys(wanted)))
             per_task = {}
             for task in tasks:
                 head = self.heads[task]
                 per_task[task] = self.adapters[head].loss(
                     self.blocks[head], outs[head], data_samples
                 )
-            return self.task_weighting(per_task)
+            losses = self.task_weighting(per_task)
+            for aux in self.auxiliary_losses:
+                extra = aux(graph_inputs, outs, data_samples)
+                clash = sorted(set(extra) & set(losses))
+                if clash:
+                    raise KeyError(f"auxiliary loss {aux!r} returned keys {clash} that exist")
+                losses.update(extra)
+            return losses
         if mode == "predict":
             outs = self.blocks(graph_inputs, list(self.heads.values()))
             with torch.no_grad():

@@ -4,6 +4,7 @@ import pytest
 
 from multitask_vision.compression.config import (
     DeployConfigError,
+    DistillConfig,
     FinetuneConfig,
     parse_deploy_config,
 )
@@ -115,8 +116,43 @@ def test_unknown_keys_with_closest_match():
         DeployConfigError,
         match=r"deploy.pruning.finetune: unknown key 'iterations' \(did you mean 'iters'\?\); "
         r"valid keys: "
-        r"\['iters', 'lr', 'log_interval'\]",
+        r"\['iters', 'lr', 'schedule', 'warmup_iters', 'distill', 'seed', 'log_interval'\]",
     ):
         parse_deploy_config(dict(pruning=dict(finetune=dict(iterations=5))), BLOCKS)
     with pytest.raises(DeployConfigError, match=r"unknown key 'amout' \(did you mean 'amount'\?\)"):
         parse_deploy_config(dict(pruning=dict(amout=0.3)), BLOCKS)
+
+
+def test_finetune_schedule_and_distillation():
+    cfg = parse_deploy_config(
+        dict(pruning=dict(finetune=dict(iters=400, lr=1e-3, schedule="constant", warmup_iters=20,
+                                        distill=dict(weight=0.5, tasks="batch"), seed=7))),
+        BLOCKS,
+    )  # fmt: skip
+    assert cfg.pruning.finetune == FinetuneConfig(
+        iters=400, lr=1e-3, schedule="constant", warmup_iters=20,
+        distill=DistillConfig(weight=0.5, tasks="batch"), seed=7,
+    )  # fmt: skip
+    default = parse_deploy_config(dict(pruning=dict(finetune=dict(distill=dict()))), BLOCKS)
+    ft = default.pruning.finetune
+    assert (ft.schedule, ft.warmup_iters, ft.distill) == ("cosine", 0, DistillConfig(1.0, "all"))
+    assert ft.seed == 0
+
+
+def test_bad_finetune_values_are_all_reported():
+    with pytest.raises(DeployConfigError) as info:
+        parse_deploy_config(
+            dict(pruning=dict(finetune=dict(iters=10, schedule="cosin", warmup_iters=10, seed=-1,
+                                            distill=dict(weight=0, tasks="every", temp=2)))),
+            BLOCKS,
+        )  # fmt: skip
+    problems = info.value.problems
+    assert len(problems) == 6, problems
+    assert any("finetune.seed must be an int >= 0, got -1" in p for p in problems)
+    assert any("finetune.schedule: unsupported value 'cosin' (did you mean 'cosine'?)" in p
+               for p in problems)  # fmt: skip
+    assert any("warmup_iters (10) must be less than iters (10)" in p for p in problems)
+    assert any("distill.weight must be a positive number, got 0" in p for p in problems)
+    assert any("distill.tasks: unsupported value 'every'" in p and "['all', 'batch']" in p
+               for p in problems)  # fmt: skip
+    assert any("distill: unknown key 'temp'" in p for p in problems)

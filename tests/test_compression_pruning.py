@@ -14,6 +14,7 @@ from multitask_vision.compression.pruning import (
     prunable_layers,
     prune_channels,
     remove_masks,
+    rounded_ratio,
     sparsity,
 )
 from multitask_vision.compression.testing import NATIVE_BLOCKS, build_model, synthetic_batches
@@ -115,6 +116,27 @@ def test_targets_limit_which_blocks_lose_output_channels():
     # the neck takes the backbone's smaller outputs
     assert [c.conv.in_channels for c in b["neck"].lateral_convs] == [8, 16, 32, 64]
     assert b["det_head"].cls_convs[0].conv.out_channels == 16
+
+
+def test_round_to_keeps_the_nearest_multiple():
+    # Torch-Pruning keeps int(C * (1 - ratio)) channels.
+    def kept(c, amount, q):
+        return int(c * (1 - rounded_ratio(c, amount, q)))
+
+    assert [kept(c, 0.3, 16) for c in (32, 64, 128, 256, 512)] == [16, 48, 96, 176, 352]
+    assert [kept(c, 0.3, 8) for c in (16, 32, 64, 128)] == [8, 24, 48, 88]
+    assert kept(8, 0.3, 16) == 8 and rounded_ratio(8, 0.3, 16) == 0.0  # fewer than round_to
+    assert rounded_ratio(64, 0.3, None) == 0.3
+
+    model = build_model()
+    ref = _outputs(model)
+    result = prune_channels(model, X, amount=0.3, round_to=8)
+    expected = {16: 8, 32: 24, 64: 48, 128: 88}
+    assert {before: after for before, after in result.channels.values()} == expected
+    assert all(after % 8 == 0 for _, after in result.channels.values())
+    gn = model.blocks["det_head"].cls_convs[0].gn
+    assert (gn.num_groups, gn.num_channels) == (4, 8)
+    assert [o.shape for o in _outputs(model)] == [o.shape for o in ref]
 
 
 def test_native_blocks_prune_with_shared_head_and_scales():

@@ -31,7 +31,7 @@ def deployed(tmp_path_factory):
     train = synthetic_batches(model, n=1, batch_size=2, size=64, seed=5, train=True)
     steps = []
 
-    def finetune(m, cfg):  # the training loop's step, on synthetic batches
+    def finetune(m, cfg, teacher):  # the training loop's step, on synthetic batches
         opt = torch.optim.SGD(m.parameters(), lr=1e-3)
         m.train()
         for _ in range(cfg.iters):

@@ -25,6 +25,7 @@ from .._hints import did_you_mean
 __all__ = [
     "DeployConfig",
     "DeployConfigError",
+    "DistillConfig",
     "ExportConfig",
     "FinetuneConfig",
     "LatencyConfig",
@@ -45,7 +46,10 @@ EXPORT_FORMATS = ("onnx", "torchscript")
 
 _SECTIONS = ("pruning", "quantization", "export", "latency")
 _PRUNING_KEYS = ("method", "amount", "targets", "norm", "physical", "round_to", "finetune")
-_FINETUNE_KEYS = ("iters", "lr", "log_interval")
+_FINETUNE_KEYS = ("iters", "lr", "schedule", "warmup_iters", "distill", "seed", "log_interval")
+_DISTILL_KEYS = ("weight", "tasks")
+FINETUNE_SCHEDULES = ("cosine", "constant")
+DISTILL_TASKS = ("all", "batch")
 _QUANT_KEYS = ("method", "observer", "calibration_steps", "per_channel", "float_outputs",
                "percentile")  # fmt: skip
 _EXPORT_KEYS = ("format", "blocks", "img_size", "opset", "atol", "rtol")
@@ -64,17 +68,38 @@ class DeployConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Distillation from the unpruned model during the fine-tune (see ``distill.py``).
+
+    Attributes:
+        weight: factor of each task's ``loss_distill_<task>``.
+        tasks: ``'all'`` (every head on every batch) or ``'batch'`` (the batch's tasks only).
+    """
+
+    weight: float = 1.0
+    tasks: str = "all"
+
+
+@dataclass(frozen=True)
 class FinetuneConfig:
     """A short fine-tune after pruning, through the model's own ``train_step``.
 
     Attributes:
         iters: optimizer steps.
         lr: learning rate replacing the training config's (None keeps it).
+        schedule: ``'cosine'`` (decay to 1% of ``lr`` over the fine-tune) or ``'constant'``.
+        warmup_iters: linear warm-up steps before the schedule.
+        distill: distillation from the unpruned model, or None.
+        seed: seeds the data order, the augmentations and torch, so a deploy run repeats.
         log_interval: print the losses every this many steps.
     """
 
     iters: int
     lr: float | None = None
+    schedule: str = "cosine"
+    warmup_iters: int = 0
+    distill: DistillConfig | None = None
+    seed: int = 0
     log_interval: int = 50
 
 
@@ -270,8 +295,28 @@ def _parse_pruning(raw, c: _Checker, block_names) -> PruningConfig | None:
         if lr is not None and (not _is_number(lr) or lr <= 0):
             c.problems.append(f"{where}.finetune.lr must be a positive number or None, got {lr!r}")
             lr = None
+        schedule = c.choice(fd, "schedule", f"{where}.finetune", FINETUNE_SCHEDULES, "cosine")
+        warmup = c.int_(fd, "warmup_iters", f"{where}.finetune", 0, minimum=0)
+        if warmup >= iters:
+            c.problems.append(
+                f"{where}.finetune.warmup_iters ({warmup}) must be less than iters ({iters})"
+            )
+        distill = None
+        dd = c.section(fd.get("distill"), f"{where}.finetune.distill", _DISTILL_KEYS)
+        if dd is not None:
+            weight = dd.get("weight", 1.0)
+            if not _is_number(weight) or not weight > 0 or math.isinf(weight):
+                c.problems.append(
+                    f"{where}.finetune.distill.weight must be a positive number, got {weight!r}"
+                )
+                weight = 1.0
+            tasks = c.choice(dd, "tasks", f"{where}.finetune.distill", DISTILL_TASKS, "all")
+            distill = DistillConfig(float(weight), tasks)
+        seed = c.int_(fd, "seed", f"{where}.finetune", 0, minimum=0)
         log_interval = c.int_(fd, "log_interval", f"{where}.finetune", 50)
-        finetune = FinetuneConfig(iters, None if lr is None else float(lr), log_interval)
+        finetune = FinetuneConfig(
+            iters, None if lr is None else float(lr), schedule, warmup, distill, seed, log_interval
+        )
     return PruningConfig(method, float(amount), targets, float(norm), physical, round_to, finetune)
 
 

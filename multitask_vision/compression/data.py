@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "build_calibration_loader",
     "calibration_loader_config",
     "make_evaluate",
+    "lr_factor",
     "make_finetune",
     "preprocessed",
 ]
@@ -131,12 +133,22 @@ def make_evaluate(
 
 
 def make_finetune(loader, optim_wrapper_cfg: Mapping, log=print) -> Callable:
-    """``finetune(model, FinetuneConfig)``: a few iterations of the model's own ``train_step``
-    (the step mmengine's training loop runs) with a fresh optimizer from the training config.
+    """``finetune(model, FinetuneConfig, teacher)``: ``iters`` steps of the model's own
+    ``train_step`` (the step mmengine's training loop runs) with a fresh optimizer from the
+    training config, the fine-tune's learning-rate schedule, and distillation from ``teacher``
+    (the unpruned model) when ``FinetuneConfig.distill`` is set.
+
+    Args:
+        loader: the training data loader, or a callable ``seed -> loader`` (built with
+            ``FinetuneConfig.seed``, so the data order and augmentations repeat).
+        optim_wrapper_cfg: the training config's ``optim_wrapper``.
     """
 
-    def finetune(model: nn.Module, cfg: FinetuneConfig) -> None:
+    def finetune(model: nn.Module, cfg: FinetuneConfig, teacher: nn.Module | None = None) -> None:
         from mmengine.optim import build_optim_wrapper
+
+        torch.manual_seed(cfg.seed)
+        data = loader(cfg.seed) if callable(loader) else loader
 
         wrapper_cfg = copy.deepcopy(dict(optim_wrapper_cfg))
         if cfg.lr is not None:
@@ -145,21 +157,48 @@ def make_finetune(loader, optim_wrapper_cfg: Mapping, log=print) -> Callable:
             wrapper_cfg["type"] = "OptimWrapper"
             wrapper_cfg.pop("loss_scale", None)
         optim_wrapper = build_optim_wrapper(model, wrapper_cfg)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optim_wrapper.optimizer, lambda step: lr_factor(step, cfg)
+        )
+        aux = None
+        if cfg.distill is not None:
+            if teacher is None:
+                raise ValueError("deploy.pruning.finetune.distill is set but no teacher was given")
+            from .distill import HeadDistillation
+
+            aux = HeadDistillation(teacher, cfg.distill.weight, cfg.distill.tasks)
+            model.auxiliary_losses.append(aux)
         model.train()
-        data_iter = _forever(loader)
+        data_iter = _forever(data)
         sums: dict[str, list[float]] = {}
-        for it in range(1, cfg.iters + 1):
-            losses = model.train_step(next(data_iter), optim_wrapper)
-            for k, v in losses.items():
-                if k.startswith("loss_"):  # batches of different tasks log different terms
-                    sums.setdefault(k, []).append(float(v))
-            if it % cfg.log_interval == 0 or it == cfg.iters:
-                shown = ", ".join(f"{k}={sum(v) / len(v):.4f}" for k, v in sorted(sums.items()))
-                log(f"[deploy] fine-tune {it}/{cfg.iters} (means since last line): {shown}")
-                sums.clear()
-        model.eval()
+        try:
+            for it in range(1, cfg.iters + 1):
+                losses = model.train_step(next(data_iter), optim_wrapper)
+                scheduler.step()
+                for k, v in losses.items():
+                    if k.startswith("loss_"):  # batches of different tasks log different terms
+                        sums.setdefault(k, []).append(float(v))
+                if it % cfg.log_interval == 0 or it == cfg.iters:
+                    shown = ", ".join(f"{k}={sum(v) / len(v):.4f}" for k, v in sorted(sums.items()))
+                    log(f"[deploy] fine-tune {it}/{cfg.iters} (means since last line): {shown}")
+                    sums.clear()
+        finally:
+            if aux is not None:
+                model.auxiliary_losses.remove(aux)
+            model.eval()
 
     return finetune
+
+
+def lr_factor(step: int, cfg: FinetuneConfig) -> float:
+    """Learning-rate factor of fine-tune step ``step`` (0-based): linear warm-up over
+    ``warmup_iters``, then constant or cosine decay to 1% at the last step."""
+    if step < cfg.warmup_iters:
+        return (step + 1) / cfg.warmup_iters
+    if cfg.schedule == "constant":
+        return 1.0
+    progress = (step - cfg.warmup_iters) / max(1, cfg.iters - 1 - cfg.warmup_iters)
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def _forever(loader) -> Iterator[Any]:

@@ -115,7 +115,9 @@ def deploy_from_config(
     finetune = None
     if dcfg.pruning is not None and dcfg.pruning.finetune is not None:
         finetune = make_finetune(
-            Runner.build_dataloader(cfg.train_dataloader), cfg.optim_wrapper, log
+            lambda seed: Runner.build_dataloader(cfg.train_dataloader, seed=seed),
+            cfg.optim_wrapper,
+            log,
         )
     return run_deploy(
         model, dcfg, output_dir, calibration=calibration, evaluate=eval_fn, finetune=finetune,

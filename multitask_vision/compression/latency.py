@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import time
@@ -38,11 +39,7 @@ def measure_latency(
         image: the input, Array[1, 3, H, W]; default a fixed random one.
     """
     session = make_session(path, threads)
-    inp = session.get_inputs()[0]
-    if image is None:
-        shape: Sequence[int] = [d if isinstance(d, int) else 1 for d in inp.shape]
-        image = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    feed = {inp.name: image}
+    feed = _feed(session, image)
     for _ in range(warmup):
         session.run(None, feed)
     times = []
@@ -63,8 +60,15 @@ def measure_latencies(
 ) -> dict[str, dict[str, float]]:
     """Latency of several models, interleaved so that machine noise hits them alike.
 
-    For each thread setting, every model gets ``warmup`` runs, then ``rounds`` times in turn
-    ``runs / rounds`` timed runs each; the median over all timed runs is reported.
+    For each thread setting, ``rounds`` times in turn: every model gets a fresh session,
+    ``warmup`` runs and ``runs / rounds`` timed runs, then its session is closed. The median
+    over all timed runs is reported.
+
+    Only one session is alive at a time: an idle ONNX Runtime session's intra-op threads keep
+    spinning for a while after each run (``session.intra_op.allow_spinning``, on by default), so
+    with several multi-threaded sessions open at once they steal the cores from the one being
+    timed. On 2 cores that made 2-thread medians 2-4x too slow and erratic (fp32 32 ms instead of
+    7.7 ms), while one-session-at-a-time timings agree with a spinning-off check.
 
     Returns:
         ``{path: {str(threads): median ms}}``.
@@ -72,24 +76,27 @@ def measure_latencies(
     out: dict[str, dict[str, float]] = {p: {} for p in paths}
     per_round = max(1, runs // rounds)
     for t in threads:
-        sessions = {p: make_session(p, t) for p in paths}
-        feeds = {}
-        for p, s in sessions.items():
-            inp = s.get_inputs()[0]
-            x = image
-            if x is None:
-                shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-                x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-            feeds[p] = {inp.name: x}
-            for _ in range(warmup):
-                s.run(None, feeds[p])
         times: dict[str, list[float]] = {p: [] for p in paths}
         for _ in range(rounds):
-            for p, s in sessions.items():
+            for p in paths:
+                session = make_session(p, t)
+                feed = _feed(session, image)
+                for _ in range(warmup):
+                    session.run(None, feed)
                 for _ in range(per_round):
                     t0 = time.perf_counter()
-                    s.run(None, feeds[p])
+                    session.run(None, feed)
                     times[p].append(time.perf_counter() - t0)
+                del session
+                gc.collect()  # the session's thread pool goes with it
         for p in paths:
             out[p][str(t)] = 1000.0 * statistics.median(times[p])
     return out
+
+
+def _feed(session, image: np.ndarray | None) -> dict[str, np.ndarray]:
+    inp = session.get_inputs()[0]
+    if image is None:
+        shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+        image = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    return {inp.name: image}

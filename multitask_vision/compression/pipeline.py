@@ -61,7 +61,7 @@ from .runtime import ExportedPredictor
 __all__ = ["DeployResult", "ExportParityError", "run_deploy"]
 
 Evaluate = Callable[[Callable[[Mapping], list]], Mapping[str, float]]
-Finetune = Callable[[nn.Module, FinetuneConfig], None]
+Finetune = Callable[[nn.Module, FinetuneConfig, "nn.Module | None"], None]
 
 
 class ExportParityError(RuntimeError):
@@ -217,7 +217,9 @@ class _Stager:
         )
 
 
-def _prune(model: nn.Module, cfg: DeployConfig, example, finetune: Finetune | None, log) -> dict:
+def _prune(
+    model: nn.Module, cfg: DeployConfig, example, finetune: Finetune | None, teacher, log
+) -> dict:
     pcfg = cfg.pruning
     details: dict[str, Any] = dict(
         method=pcfg.method, amount=pcfg.amount, targets=list(pcfg.targets or ["all"]),
@@ -249,7 +251,7 @@ def _prune(model: nn.Module, cfg: DeployConfig, example, finetune: Finetune | No
     details["output_layers_kept"] = sorted(outputs)
     if pcfg.finetune is not None:
         t0 = time.time()
-        finetune(model, pcfg.finetune)
+        finetune(model, pcfg.finetune, teacher)
         details["finetune"] = asdict(pcfg.finetune)
         log(f"[deploy] pruned: fine-tuned {pcfg.finetune.iters} iterations in "
             f"{time.time() - t0:.1f} s")  # fmt: skip
@@ -283,7 +285,8 @@ def run_deploy(
             of real images; needed for quantization, also used as parity inputs.
         evaluate: ``evaluate(predict_fn) -> {metric: value}`` on the validation split, or None
             (no metrics).
-        finetune: ``finetune(model, FinetuneConfig)``, needed when ``pruning.finetune`` is set.
+        finetune: ``finetune(model, FinetuneConfig, teacher)`` (teacher: the unpruned model),
+            needed when ``pruning.finetune`` is set.
         qat_overrides: conv input (scale, zero point) learned by QAT, for the int8 stage.
         overwrite: replace a non-empty ``output_dir``.
         extra_report: more entries for ``report.json`` (config paths, checkpoint...).
@@ -354,7 +357,7 @@ def _run(model, cfg: DeployConfig, out, calibration, evaluate, finetune, qat_ove
         from .checkpoint import save_checkpoint
 
         pruned_model = copy.deepcopy(model)
-        details = _prune(pruned_model, cfg, example, finetune, log)
+        details = _prune(pruned_model, cfg, example, finetune, model, log)
         save_checkpoint(pruned_model, os.path.join(out, "pruned.pth"), {"pruning": details})
         pruned, pruned_module = stager.float_stage("pruned", pruned_model, details)
         stages.append(pruned)
