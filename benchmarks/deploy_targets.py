@@ -157,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         max_val_batches=args.max_val_batches,
     )  # fmt: skip
     rows = check_targets(result.report)
-    print("\nTargets (issue 7):\n" + format_targets(rows))
+    host = result.report.get("host", {})
+    dot = ", ".join(host.get("int8_dot") or []) or "none"
+    print(f"\nTargets (issue 7), measured on {host.get('cpu')}, int8 dot-product: {dot}")
+    print(format_targets(rows))
     with open(os.path.join(args.output, "targets.json"), "w") as f:
         json.dump(rows, f, indent=1)
     if args.control and deploy.get("pruning", {}).get("finetune"):

@@ -95,7 +95,7 @@ model = dict(
 
 # VOC carries two tasks (and half its images no mask): draw it 3x as often as NYU's depth.
 train_dataloader = dict(sampler=dict(strategy="ratios", ratios=[3, 1]))
-max_iters = 1800
+max_iters = 2400
 train_cfg = dict(type="MultiTaskTrainLoop", max_iters=max_iters, val_interval=600)
 val_cfg = dict(type="ValLoop")
 test_cfg = dict(type="TestLoop")

@@ -2,7 +2,10 @@
 
 Blocks, losses, adapters and task visualizers have registries of our own. Datasets, transforms,
 samplers, models, metrics and hooks are children of mmengine's root registries (scope ``mtv``),
-so the mmengine ``Runner`` builds them from config, as mmdet and mmseg do for theirs.
+so the mmengine ``Runner`` builds them from config, as mmdet and mmseg do for theirs. Optimizers,
+optimizer wrappers (and their constructors), parameter schedulers, visualizers and their
+backends get ``mtv`` children too: empty, they let a project register its own and keep mmengine
+from warning "Failed to search registry with scope 'mtv'" each time one is built.
 
 A block ``type`` is looked up in our BLOCKS registry, then in mmdet's MODELS, then in mmseg's
 MODELS. A name found in several needs ``scope='mtv' | 'mmdet' | 'mmseg'`` in the block config.
@@ -19,7 +22,13 @@ from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
+from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
+from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
+from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import Registry
 
 __all__ = [
@@ -32,8 +41,14 @@ __all__ = [
     "LOSSES",
     "METRICS",
     "MODELS",
+    "OPTIMIZERS",
+    "OPTIM_WRAPPERS",
+    "OPTIM_WRAPPER_CONSTRUCTORS",
+    "PARAM_SCHEDULERS",
     "TASK_VISUALIZERS",
     "TRANSFORMS",
+    "VISBACKENDS",
+    "VISUALIZERS",
     "BlockType",
     "find_block_type",
     "register_visualizer",
@@ -62,6 +77,14 @@ METRICS = Registry(
     "metric", parent=MMENGINE_METRICS, scope="mtv", locations=["multitask_vision.evaluation"]
 )
 HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope="mtv", locations=["multitask_vision.hooks"])
+OPTIMIZERS = Registry("optimizer", parent=MMENGINE_OPTIMIZERS, scope="mtv")
+OPTIM_WRAPPERS = Registry("optim_wrapper", parent=MMENGINE_OPTIM_WRAPPERS, scope="mtv")
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    "optimizer wrapper constructor", parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope="mtv"
+)
+PARAM_SCHEDULERS = Registry("parameter scheduler", parent=MMENGINE_PARAM_SCHEDULERS, scope="mtv")
+VISUALIZERS = Registry("visualizer", parent=MMENGINE_VISUALIZERS, scope="mtv")
+VISBACKENDS = Registry("vis_backend", parent=MMENGINE_VISBACKENDS, scope="mtv")
 
 #: Where block types are looked up, in order. Each entry: scope -> function returning the registry.
 BLOCK_SCOPES: tuple[str, ...] = ("mtv", "mmdet", "mmseg")

@@ -48,17 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     if report:
         keys = [key for key, _, _ in targets]
         print("\n== deployment (ONNX Runtime, batch 1; ratios to fp32) ==")
-        head = f"{'stage':<12}{'params M':>10}{'file MB':>9}{'ms 1 thr':>10}{'ms all':>9}"
+        threads = sorted(report["stages"][0]["latency_ms"], key=int)
+        head = f"{'stage':<12}{'params M':>10}{'file MB':>9}"
+        head += "".join(f"{'ms ' + t + ' thr':>16}" for t in threads)
         print(head + "".join(f"{k.split('/', 1)[1]:>20}" for k in keys))
         for stage in report["stages"]:
-            r = report["ratios_to_fp32"][stage["name"]]
+            r = report["ratios_to_fp32"].get(stage["name"], {})
             lat = stage["latency_ms"]
-            cells = [
-                f"{stage['params'] / 1e6:>10.2f}",
-                f"{stage['file_bytes'] / 1e6:>9.1f}",
-                f"{lat[min(lat, key=int)]:>6.2f}({r['latency_1t']:.2f})",
-                f"{lat[max(lat, key=int)]:>5.2f}({r['latency_2t']:.2f})",
-            ]
+            cells = [f"{stage['params'] / 1e6:>10.2f}", f"{stage['file_bytes'] / 1e6:>9.1f}"]
+            for t in threads:
+                ratio = r.get(f"latency_{t}t")
+                cell = f"{lat[t]:.2f}" + (f" ({ratio:.2f}x)" if ratio is not None else "")
+                cells.append(f"{cell:>16}")
             metrics = stage.get("metrics") or {}
             cells += [f"{metrics[k]:>20.4f}" if k in metrics else f"{'-':>20}" for k in keys]
             print(f"{stage['name']:<12}" + "".join(cells))

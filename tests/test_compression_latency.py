@@ -44,3 +44,29 @@ def test_sessions_are_timed_one_at_a_time(monkeypatch):
     assert len(calls) == 2 * 2 * 3 * 4
     assert [p for p, _ in calls[:8]] == ["a.onnx"] * 4 + ["b.onnx"] * 4
     assert {t for _, t in calls[:24]} == {1} and {t for _, t in calls[24:]} == {2}
+
+
+_X86_AVX2 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC
+flags\t\t: fpu sse sse2 avx avx2 fma
+"""
+_X86_VNNI = _X86_AVX2.replace("avx2 fma", "avx2 fma avx512f avx512_vnni")
+_ARM = """processor\t: 0
+Features\t: fp asimd evtstrm aes crc32 asimddp
+CPU part\t: 0xd0b
+"""
+
+
+def test_cpu_info_names_the_int8_dot_product_instructions(tmp_path):
+    def info(text):
+        p = tmp_path / "cpuinfo"
+        p.write_text(text)
+        return latency.cpu_info(str(p))
+
+    avx2 = info(_X86_AVX2)
+    assert avx2["cpu"] == "AMD EPYC" and avx2["int8_dot"] == []
+    assert avx2["threads"] == latency.all_threads() and avx2["onnxruntime"]
+    assert info(_X86_VNNI)["int8_dot"] == ["avx512_vnni"]
+    assert info(_ARM)["int8_dot"] == ["asimddp"]
+    assert latency.cpu_info(str(tmp_path / "missing"))["int8_dot"] is None

@@ -76,6 +76,7 @@ def test_every_stage_is_measured(deployed):
     assert fp32["params"] == sum(p.numel() for p in model.parameters()) == 765777
     assert fp32["macs"] > 0 and fp32["file_bytes"] == os.path.getsize(f"{out}/fp32.onnx")
     assert set(fp32["latency_ms"]) >= {"1"}
+    assert report["host"]["threads"] >= 1 and "int8_dot" in report["host"]  # what it ran on
     assert fp32["parity"]["onnx"]["passed"] and fp32["parity"]["onnx"]["max_abs_diff"] < 1e-4
     assert fp32["parity"]["torchscript"]["passed"]
     assert {"detection/mAP", "segmentation/mIoU", "depth/abs_rel"} <= set(fp32["metrics"])
@@ -105,6 +106,7 @@ def test_table_and_log(deployed):
     ]  # fmt: skip
     assert any("ONNX Runtime vs eager max|diff|" in line for line in lines)
     assert any("runs 42 convolutions in int8, 14 in float" in line for line in lines)
+    assert any(line.startswith("[deploy] measured on: ") for line in lines)
 
 
 def test_model_io_spec_decodes_onnx_outputs(deployed):

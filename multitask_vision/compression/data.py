@@ -177,7 +177,9 @@ def make_finetune(loader, optim_wrapper_cfg: Mapping, log=print) -> Callable:
                 scheduler.step()
                 for k, v in losses.items():
                     if k.startswith("loss_"):  # batches of different tasks log different terms
-                        sums.setdefault(k, []).append(float(v))
+                        sums.setdefault(k, []).append(
+                            float(v.detach()) if torch.is_tensor(v) else float(v)
+                        )
                 if it % cfg.log_interval == 0 or it == cfg.iters:
                     shown = ", ".join(f"{k}={sum(v) / len(v):.4f}" for k, v in sorted(sums.items()))
                     log(f"[deploy] fine-tune {it}/{cfg.iters} (means since last line): {shown}")

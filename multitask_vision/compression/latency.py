@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import platform
 import statistics
 import time
 from collections.abc import Sequence
@@ -12,7 +13,12 @@ import numpy as np
 
 from .runtime import make_session
 
-__all__ = ["all_threads", "measure_latencies", "measure_latency"]
+__all__ = ["INT8_DOT_FLAGS", "all_threads", "cpu_info", "measure_latencies", "measure_latency"]
+
+# CPU flags (Linux /proc/cpuinfo names) of the int8 dot-product instructions ONNX Runtime's
+# int8 convolution / GEMM kernels need to beat fp32: x86 VNNI and AMX, ARM dot-product and i8mm.
+# Without them (plain AVX2) QLinearConv ran no faster than fp32 Conv in our measurement.
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
 
 def all_threads() -> int:
@@ -21,6 +27,37 @@ def all_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def cpu_info(cpuinfo_path: str = "/proc/cpuinfo") -> dict:
+    """What the latency numbers were measured on.
+
+    Returns:
+        ``cpu`` (model name), ``machine`` (``x86_64``, ``aarch64``...), ``threads`` (usable CPUs),
+        ``int8_dot`` (the :data:`INT8_DOT_FLAGS` this CPU has; ``None`` where the flags cannot be
+        read, i.e. not Linux) and ``onnxruntime`` (version).
+    """
+    import onnxruntime
+
+    name, flags = None, None
+    try:
+        with open(cpuinfo_path) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("model name", "hardware", "cpu model") and name is None:
+                    name = value.strip()
+                elif key in ("flags", "features") and flags is None:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return dict(
+        cpu=name or platform.processor() or None,
+        machine=platform.machine(),
+        threads=all_threads(),
+        int8_dot=None if flags is None else [f for f in INT8_DOT_FLAGS if f in flags],
+        onnxruntime=onnxruntime.__version__,
+    )
 
 
 def measure_latency(

@@ -44,7 +44,7 @@ from .export import (
     verify_onnx,
     verify_torchscript,
 )
-from .latency import all_threads, measure_latencies
+from .latency import all_threads, cpu_info, measure_latencies
 from .pruning import (
     find_output_layers,
     mask_structured,
@@ -128,6 +128,19 @@ class _Stager:
         for s, p in zip(stages, paths, strict=True):
             s.latency_ms = measured[p]
         self.log(f"[deploy] latency of {len(stages)} models measured in {time.time() - t0:.1f} s")
+        host = cpu_info()
+        dot = host["int8_dot"]
+        self.log(
+            f"[deploy] measured on: {host['cpu']} ({host['machine']}, {host['threads']} threads, "
+            f"onnxruntime {host['onnxruntime']}); int8 dot-product instructions: "
+            + ("unknown" if dot is None else ", ".join(dot) or "none")
+        )
+        if dot == [] and any(s.name.endswith("int8") for s in stages):
+            self.log(
+                "[deploy] note: without int8 dot-product instructions (x86 VNNI / AMX, ARM "
+                "dot-product) ONNX Runtime's int8 convolutions run about as fast as fp32 ones; "
+                "the int8 latency here says little about a chip that has them: measure there"
+            )
 
     def _metrics(self, model, path: str, structure) -> dict[str, float]:
         if self.evaluate is None:
@@ -317,6 +330,7 @@ def run_deploy(
                 deploy_config=_jsonable(asdict(cfg)),
                 input_size=list(cfg.export.img_size),
                 threads=[str(t) for t in ([1] if all_threads() == 1 else [1, all_threads()])],
+                host=cpu_info(),
                 **(extra_report or {}),
             ),
         )
