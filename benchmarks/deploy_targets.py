@@ -22,7 +22,6 @@ from what the extra iterations give (about 3 more minutes on 2 cores).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -91,29 +90,22 @@ def control_metrics(cfg, checkpoint: str, deploy: dict, max_val_batches: int | N
     The fine-tune after pruning also trains further; comparing the pruned model with this
     control separates what pruning costs from what the extra training gives.
     """
-    from mmengine.evaluator import Evaluator
-    from mmengine.registry import DefaultScope
-    from mmengine.runner import Runner
-
     from multitask_vision.checkpoint import load_model_weights
     from multitask_vision.compression.config import parse_deploy_config
-    from multitask_vision.compression.data import make_evaluate, make_finetune
-    from multitask_vision.compression.from_config import block_names
+    from multitask_vision.compression.from_config import (
+        block_names,
+        build_model,
+        config_evaluate,
+        config_finetune,
+    )
     from multitask_vision.compression.runtime import eager_predict_fn
-    from multitask_vision.registry import MODELS
-    from multitask_vision.training import register_all_modules
 
     ft = parse_deploy_config(deploy, block_names(cfg)).pruning.finetune
-    register_all_modules()
-    if DefaultScope.get_current_instance() is None:
-        DefaultScope.get_instance("deploy-control", scope_name=cfg.get("default_scope", "mtv"))
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)
     load_model_weights(model, checkpoint)
-    teacher = copy.deepcopy(model).eval() if ft.distill is not None else None
-    loader = lambda seed: Runner.build_dataloader(cfg.train_dataloader, seed=seed)  # noqa: E731
-    make_finetune(loader, cfg.optim_wrapper)(model, ft, teacher)
-    loader = Runner.build_dataloader(cfg.val_dataloader)
-    evaluate = make_evaluate(model, loader, Evaluator(cfg.val_evaluator), max_val_batches)
+    # the distillation teacher is deep-copied (frozen) before the fine-tune changes ``model``
+    config_finetune(cfg)(model, ft, model if ft.distill is not None else None)
+    evaluate = config_evaluate(cfg, model, max_val_batches)
     return evaluate(eager_predict_fn(model))
 
 

@@ -22,7 +22,6 @@ import numpy as np
 import onnx
 import torch
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
 from onnx import numpy_helper
 
 
@@ -61,6 +60,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from multitask_vision.compression.export import ExportModule, export_onnx
+    from multitask_vision.compression.from_config import build_model
     from multitask_vision.compression.pruning import (
         find_output_layers,
         mask_structured,
@@ -68,14 +68,10 @@ def main() -> None:
         prune_channels,
         remove_masks,
     )
-    from multitask_vision.registry import MODELS
-    from multitask_vision.training import register_all_modules
 
-    register_all_modules()
     cfg = Config.fromfile(args.config)
-    DefaultScope.get_instance("masked_channels", scope_name=cfg.get("default_scope", "mtv"))
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model).eval()
+    model = build_model(cfg).eval()
     x = torch.randn(1, 3, args.size, args.size)
     out = args.keep or tempfile.mkdtemp()
     os.makedirs(out, exist_ok=True)

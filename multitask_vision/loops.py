@@ -11,13 +11,11 @@ run then computes exactly what an uninterrupted one does.
 from __future__ import annotations
 
 from mmengine.logging import print_log
-from mmengine.registry import LOOPS as MMENGINE_LOOPS
-from mmengine.registry import Registry
 from mmengine.runner import IterBasedTrainLoop
 
-__all__ = ["LOOPS", "MultiTaskTrainLoop"]
+from multitask_vision.registry import LOOPS
 
-LOOPS = Registry("loop", parent=MMENGINE_LOOPS, scope="mtv", locations=["multitask_vision.loops"])
+__all__ = ["MultiTaskTrainLoop"]
 
 
 @LOOPS.register_module()

@@ -330,7 +330,7 @@ class MultiTaskModel(BaseModel):
                     f"(model tasks: {self.tasks}); check the dataset's gt_key_tasks"
                 )
             wanted = [self.heads[t] for t in tasks]
-            wanted += [b for aux in self.auxiliary_losses for b in aux.blocks if b not in wanted]
+            wanted += [b for aux in self.auxiliary_losses for b in aux.blocks]
             outs = self.blocks(graph_inputs, list(dict.fromkeys(wanted)))
             per_task = {}
             for task in tasks:

@@ -1,11 +1,12 @@
 """Registries of MultitaskVision, and block lookup across our registry, mmdet's and mmseg's.
 
 Blocks, losses, adapters and task visualizers have registries of our own. Datasets, transforms,
-samplers, models, metrics and hooks are children of mmengine's root registries (scope ``mtv``),
-so the mmengine ``Runner`` builds them from config, as mmdet and mmseg do for theirs. Optimizers,
-optimizer wrappers (and their constructors), parameter schedulers, visualizers and their
-backends get ``mtv`` children too: empty, they let a project register its own and keep mmengine
-from warning "Failed to search registry with scope 'mtv'" each time one is built.
+samplers, models, metrics, hooks and training loops are children of mmengine's root registries
+(scope ``mtv``), so the mmengine ``Runner`` builds them from config, as mmdet and mmseg do for
+theirs. Optimizers, optimizer wrappers (and their constructors), parameter schedulers,
+visualizers and their backends get ``mtv`` children too: empty, they let a project register its
+own and keep mmengine from warning "Failed to search registry with scope 'mtv'" each time one is
+built.
 
 A block ``type`` is looked up in our BLOCKS registry, then in mmdet's MODELS, then in mmseg's
 MODELS. A name found in several needs ``scope='mtv' | 'mmdet' | 'mmseg'`` in the block config.
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
@@ -38,6 +40,7 @@ __all__ = [
     "DATASETS",
     "DATA_SAMPLERS",
     "HOOKS",
+    "LOOPS",
     "LOSSES",
     "METRICS",
     "MODELS",
@@ -77,6 +80,7 @@ METRICS = Registry(
     "metric", parent=MMENGINE_METRICS, scope="mtv", locations=["multitask_vision.evaluation"]
 )
 HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope="mtv", locations=["multitask_vision.hooks"])
+LOOPS = Registry("loop", parent=MMENGINE_LOOPS, scope="mtv", locations=["multitask_vision.loops"])
 OPTIMIZERS = Registry("optimizer", parent=MMENGINE_OPTIMIZERS, scope="mtv")
 OPTIM_WRAPPERS = Registry("optim_wrapper", parent=MMENGINE_OPTIM_WRAPPERS, scope="mtv")
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(

@@ -12,7 +12,7 @@ from multitask_vision import registry as mtv
     "name",
     [
         "OPTIMIZERS", "OPTIM_WRAPPERS", "OPTIM_WRAPPER_CONSTRUCTORS", "PARAM_SCHEDULERS",
-        "VISUALIZERS", "VISBACKENDS", "MODELS", "DATASETS", "HOOKS", "METRICS",
+        "VISUALIZERS", "VISBACKENDS", "MODELS", "DATASETS", "HOOKS", "METRICS", "LOOPS",
     ],
 )  # fmt: skip
 def test_mmengine_resolves_scope_mtv_to_our_child_registry(name):

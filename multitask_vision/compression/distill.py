@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from .config import DISTILL_TASKS
+
 __all__ = ["HeadDistillation", "leaf_groups", "normalised_mse"]
 
 _EVAL_LAYERS = (
@@ -75,8 +77,8 @@ class HeadDistillation:
     """
 
     def __init__(self, teacher: nn.Module, weight: float = 1.0, tasks: str = "all"):
-        if tasks not in ("all", "batch"):
-            raise ValueError(f"tasks must be 'all' or 'batch', got {tasks!r}")
+        if tasks not in DISTILL_TASKS:
+            raise ValueError(f"tasks must be one of {list(DISTILL_TASKS)}, got {tasks!r}")
         self.teacher = copy.deepcopy(teacher)
         self.teacher.requires_grad_(False)
         self.teacher.train()

@@ -12,13 +12,62 @@ import torch
 from .config import DeployConfig, parse_deploy_config
 from .pipeline import DeployResult, run_deploy
 
-__all__ = ["block_names", "check_inputs", "deploy_from_config"]
+__all__ = [
+    "block_names",
+    "build_model",
+    "check_inputs",
+    "config_evaluate",
+    "config_finetune",
+    "deploy_from_config",
+]
 
 
 def block_names(cfg: Mapping) -> list[str]:
     """The model's block names, read from the config without building anything."""
     model = cfg.get("model") or {}
     return [b.get("name") for b in model.get("blocks", []) if isinstance(b, Mapping)]
+
+
+def build_model(cfg) -> torch.nn.Module:
+    """``cfg.model`` built in the config's default scope (weights not loaded)."""
+    from mmengine.registry import DefaultScope
+
+    from ..registry import MODELS
+    from ..training import register_all_modules
+
+    register_all_modules()
+    if DefaultScope.get_current_instance() is None:
+        DefaultScope.get_instance(
+            f"deploy-{os.getpid()}", scope_name=cfg.get("default_scope", "mtv")
+        )
+    return MODELS.build(cfg.model)
+
+
+def config_finetune(cfg, log: Callable[[str], None] = print) -> Callable:
+    """The fine-tune after pruning on the config's ``train_dataloader`` and ``optim_wrapper``."""
+    from mmengine.runner import Runner
+
+    from .data import make_finetune
+
+    return make_finetune(
+        lambda seed: Runner.build_dataloader(cfg.train_dataloader, seed=seed),
+        cfg.optim_wrapper,
+        log,
+    )
+
+
+def config_evaluate(cfg, model, max_val_batches: int | None = None) -> Callable | None:
+    """``evaluate(predict_fn)`` on the config's ``val_dataloader`` + ``val_evaluator``, or None
+    when the config has none."""
+    from mmengine.evaluator import Evaluator
+    from mmengine.runner import Runner
+
+    from .data import make_evaluate
+
+    if not (cfg.get("val_dataloader") and cfg.get("val_evaluator")):
+        return None
+    loader = Runner.build_dataloader(cfg.val_dataloader)
+    return make_evaluate(model, loader, Evaluator(cfg.val_evaluator), max_val_batches)
 
 
 def check_inputs(
@@ -72,14 +121,8 @@ def deploy_from_config(
         calibration: preprocessed calibration batches; default: the training datasets read
             through the test pipeline (``data.calibration_loader_config``).
     """
-    from mmengine.evaluator import Evaluator
-    from mmengine.registry import DefaultScope
-    from mmengine.runner import Runner
-
-    from ..registry import MODELS
-    from ..training import register_all_modules
     from .checkpoint import load_deploy_checkpoint
-    from .data import build_calibration_loader, make_evaluate, make_finetune, preprocessed
+    from .data import build_calibration_loader, preprocessed
 
     dcfg = check_inputs(cfg, checkpoint, deploy)
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
@@ -87,11 +130,7 @@ def deploy_from_config(
             f"output folder {output_dir!r} is not empty; choose another --output or pass "
             "--overwrite to replace it"
         )
-    register_all_modules()
-    scope = cfg.get("default_scope", "mtv")
-    if DefaultScope.get_current_instance() is None:
-        DefaultScope.get_instance(f"deploy-{os.getpid()}", scope_name=scope)
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)
     example = torch.zeros(1, 3, *dcfg.export.img_size)
     loaded = load_deploy_checkpoint(
         model, checkpoint, example,
@@ -109,16 +148,11 @@ def deploy_from_config(
     eval_fn: Any = None
     if callable(evaluate):
         eval_fn = evaluate
-    elif evaluate and cfg.get("val_dataloader") and cfg.get("val_evaluator"):
-        loader = Runner.build_dataloader(cfg.val_dataloader)
-        eval_fn = make_evaluate(model, loader, Evaluator(cfg.val_evaluator), max_val_batches)
+    elif evaluate:
+        eval_fn = config_evaluate(cfg, model, max_val_batches)
     finetune = None
     if dcfg.pruning is not None and dcfg.pruning.finetune is not None:
-        finetune = make_finetune(
-            lambda seed: Runner.build_dataloader(cfg.train_dataloader, seed=seed),
-            cfg.optim_wrapper,
-            log,
-        )
+        finetune = config_finetune(cfg, log)
     return run_deploy(
         model, dcfg, output_dir, calibration=calibration, evaluate=eval_fn, finetune=finetune,
         qat_overrides=loaded.qat_overrides or None, overwrite=overwrite, log=log,

@@ -13,7 +13,14 @@ import numpy as np
 
 from .runtime import make_session
 
-__all__ = ["INT8_DOT_FLAGS", "all_threads", "cpu_info", "measure_latencies", "measure_latency"]
+__all__ = [
+    "INT8_DOT_FLAGS",
+    "all_threads",
+    "cpu_info",
+    "measure_latencies",
+    "measure_latency",
+    "thread_settings",
+]
 
 # CPU flags (Linux /proc/cpuinfo names) of the int8 dot-product instructions ONNX Runtime's
 # int8 convolution / GEMM kernels need to beat fp32: x86 VNNI and AMX, ARM dot-product and i8mm.
@@ -27,6 +34,12 @@ def all_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def thread_settings() -> list[int]:
+    """The intra-op thread counts latency is measured with: 1 and all usable CPUs."""
+    n = all_threads()
+    return [1] if n == 1 else [1, n]
 
 
 def cpu_info(cpuinfo_path: str = "/proc/cpuinfo") -> dict:

@@ -44,7 +44,7 @@ from .export import (
     verify_onnx,
     verify_torchscript,
 )
-from .latency import all_threads, cpu_info, measure_latencies
+from .latency import cpu_info, measure_latencies, thread_settings
 from .pruning import (
     find_output_layers,
     mask_structured,
@@ -115,8 +115,7 @@ class _Stager:
         self.parity_inputs = parity_inputs
         self.evaluate = evaluate
         self.log = log
-        n = all_threads()
-        self.threads = [1] if n == 1 else [1, n]
+        self.threads = thread_settings()
 
     def measure_latency(self, stages: list[StageReport]) -> None:
         """Fill every stage's ``latency_ms``, measured interleaved across stages."""
@@ -128,19 +127,6 @@ class _Stager:
         for s, p in zip(stages, paths, strict=True):
             s.latency_ms = measured[p]
         self.log(f"[deploy] latency of {len(stages)} models measured in {time.time() - t0:.1f} s")
-        host = cpu_info()
-        dot = host["int8_dot"]
-        self.log(
-            f"[deploy] measured on: {host['cpu']} ({host['machine']}, {host['threads']} threads, "
-            f"onnxruntime {host['onnxruntime']}); int8 dot-product instructions: "
-            + ("unknown" if dot is None else ", ".join(dot) or "none")
-        )
-        if dot == [] and any(s.name.endswith("int8") for s in stages):
-            self.log(
-                "[deploy] note: without int8 dot-product instructions (x86 VNNI / AMX, ARM "
-                "dot-product) ONNX Runtime's int8 convolutions run about as fast as fp32 ones; "
-                "the int8 latency here says little about a chip that has them: measure there"
-            )
 
     def _metrics(self, model, path: str, structure) -> dict[str, float]:
         if self.evaluate is None:
@@ -322,6 +308,8 @@ def run_deploy(
     try:
         result = _run(model, cfg, tmp, calibration, evaluate, finetune, qat_overrides, log)
         stages, pruned_model = result
+        host = cpu_info()
+        _log_host(host, stages, log)
         table = format_table(stages)
         report = write_report(
             os.path.join(tmp, "report.json"),
@@ -329,8 +317,8 @@ def run_deploy(
             dict(
                 deploy_config=_jsonable(asdict(cfg)),
                 input_size=list(cfg.export.img_size),
-                threads=[str(t) for t in ([1] if all_threads() == 1 else [1, all_threads()])],
-                host=cpu_info(),
+                threads=[str(t) for t in thread_settings()],
+                host=host,
                 **(extra_report or {}),
             ),
         )
@@ -341,6 +329,22 @@ def run_deploy(
     log("[deploy] report (ratios to fp32 in parentheses):\n" + table)
     log(f"[deploy] wrote {output_dir}")
     return DeployResult(output_dir, stages, report, table, pruned_model)
+
+
+def _log_host(host: dict, stages: list[StageReport], log) -> None:
+    """Say what the latencies were measured on, and when int8 was timed where it cannot pay."""
+    dot = host["int8_dot"]
+    log(
+        f"[deploy] measured on: {host['cpu']} ({host['machine']}, {host['threads']} threads, "
+        f"onnxruntime {host['onnxruntime']}); int8 dot-product instructions: "
+        + ("unknown" if dot is None else ", ".join(dot) or "none")
+    )
+    if dot == [] and any(s.name.endswith("int8") for s in stages):
+        log(
+            "[deploy] note: without int8 dot-product instructions (x86 VNNI / AMX, ARM "
+            "dot-product) ONNX Runtime's int8 convolutions run about as fast as fp32 ones; "
+            "the int8 latency here says little about a chip that has them: measure there"
+        )
 
 
 def _jsonable(obj):
